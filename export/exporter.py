@@ -1,0 +1,89 @@
+"""Build the streaming module from a trained or untrained SPTMod, attach metadata, save TorchScript."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from export.streaming import StreamingSPTMod
+from neuralcomp.config import SPTModConfig
+from neuralcomp.metadata import FORMAT_NAME, SCHEMA_VERSION
+from neuralcomp.model.sptmod import SPTMod, start_state_samples
+
+METADATA_FILE = "neuralcomp_metadata.json"
+
+
+def _state_description(streaming: StreamingSPTMod) -> list[dict[str, Any]]:
+    """State names and shapes; 'C' is the stream's channel count, 'phase' the samples of the
+    current frame already seen (0 <= phase < P)."""
+    model_shapes: list[dict[str, Any]] = [{"name": "phase", "shape": [], "dtype": "int64"}]
+    paper = streaming.paper_mode
+    for j, block in enumerate(streaming.blocks):
+        shapes = [
+            ["C", block.kernel_size - 1, block.in_channels],
+            ["C", 0 if paper else "phase", block.channels],
+            ["C", block.hidden],
+            ["C", block.hidden],
+            ["C", 2, block.modulation_channels],
+        ]
+        for part, shape in zip(["conv_cache", "pool_partial", "lstm_h", "lstm_c", "modulation_history"], shapes):
+            model_shapes.append({"name": f"block{j}.{part}", "shape": shape, "dtype": "float32"})
+    model_shapes.append({"name": "pending_input", "shape": ["C", "phase" if paper else 0], "dtype": "float32"})
+    queue = ["C", f"{streaming.latency_samples} - phase" if paper else 0]
+    model_shapes.append({"name": "output_queue", "shape": queue, "dtype": "float32"})
+    return model_shapes
+
+
+def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, streaming: StreamingSPTMod) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "torch_version": torch.__version__,
+        "sample_rate": config.sample_rate,
+        "pool_size": config.pool_size,
+        "mode": config.mode,
+        "latency_samples": streaming.latency_samples,
+        "start_state": {"silence_samples": start_state_samples(config)},
+        "controls": [
+            {"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit}
+            for c in config.controls
+        ],
+        "state": _state_description(streaming),
+        "model_config": config.to_dict(),
+        "provenance": provenance or {},
+    }
+
+
+def build_streaming_module(model: SPTMod, provenance: dict[str, Any] | None = None) -> torch.jit.ScriptModule:
+    """Script a StreamingSPTMod of `model` (weights copied; training module untouched), reset at defaults."""
+    model = model.eval().cpu().float()
+    placeholder = StreamingSPTMod(model, "", 0)
+    metadata = build_metadata(model.config, provenance, placeholder)
+    module = StreamingSPTMod(model, json.dumps(metadata), SCHEMA_VERSION)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(module)
+    with torch.no_grad():
+        scripted.reset(1, normalised_defaults(model.config))
+    return scripted
+
+
+def normalised_defaults(config: SPTModConfig) -> torch.Tensor:
+    return torch.tensor([c.normalise(c.default) for c in config.controls], dtype=torch.float32)
+
+
+def export_model(model: SPTMod, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """Write `model` as one streaming TorchScript file (metadata inside, also as an extra file)."""
+    path = Path(path)
+    scripted = build_streaming_module(model, provenance)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: scripted.metadata_json})
+    tmp.replace(path)
+    return path

@@ -1,0 +1,150 @@
+"""Model configuration dataclasses and the JSON presets in `presets/models/`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuralcomp.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+MODEL_PRESETS_DIR = PRESETS_DIR / "models"
+
+MODES = ("causal", "paper")
+
+
+@dataclass(frozen=True)
+class SPNConfig:
+    """State Prediction Network: `blocks` x (Conv1d -> PReLU -> FiLM -> AvgPool)."""
+
+    blocks: int = 7
+    channels: int = 16
+    kernel_size: int = 38
+    pool_size: int = 4
+    film_hidden: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("blocks", "channels", "kernel_size", "pool_size", "film_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SPN {name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One user control: the model sees (value - minimum) / (maximum - minimum) in [0, 1]."""
+
+    name: str
+    minimum: float = 0.0
+    maximum: float = 1.0
+    default: float = 0.5
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"control name {self.name!r} must be a non-empty identifier")
+        if not self.maximum > self.minimum:
+            raise ConfigError(f"control {self.name!r}: maximum {self.maximum} must exceed minimum {self.minimum}")
+        if not self.minimum <= self.default <= self.maximum:
+            raise ConfigError(
+                f"control {self.name!r}: default {self.default} outside [{self.minimum}, {self.maximum}]"
+            )
+
+    def normalise(self, value: float) -> float:
+        return (value - self.minimum) / (self.maximum - self.minimum)
+
+
+@dataclass(frozen=True)
+class SPTModConfig:
+    """SPTMod hyperparameters (DESIGN.md section 2). `mode` picks paper (look-ahead) or causal interpolation."""
+
+    name: str
+    channels: tuple[int, ...]
+    kernel_sizes: tuple[int, ...]
+    pool_size: int = 64
+    lstm_hidden: int = 31
+    film_hidden: int = 26
+    controls: tuple[ControlSpec, ...] = ()
+    mode: str = "causal"
+    sample_rate: int = 44100
+    spn: SPNConfig | None = field(default_factory=SPNConfig)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
+        if not self.channels:
+            raise ConfigError("a model needs at least one ModBlock")
+        if len(self.channels) != len(self.kernel_sizes):
+            raise ConfigError(
+                f"channels {self.channels} and kernel_sizes {self.kernel_sizes} must have the same length"
+            )
+        if min(self.channels) < 1 or min(self.kernel_sizes) < 1:
+            raise ConfigError("channels and kernel sizes must be >= 1")
+        if self.pool_size < 2:
+            raise ConfigError(f"pool_size must be >= 2, got {self.pool_size}")
+        if self.lstm_hidden < 1 or self.film_hidden < 1:
+            raise ConfigError("lstm_hidden and film_hidden must be >= 1")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.sample_rate < 1000:
+            raise ConfigError(f"sample_rate {self.sample_rate} is not an audio rate")
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"control names must be unique, got {names}")
+
+    @property
+    def num_controls(self) -> int:
+        return len(self.controls)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.channels)
+
+    def with_changes(self, **changes: Any) -> "SPTModConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SPTModConfig":
+        data = dict(data)
+        try:
+            spn = data.pop("spn", None)
+            if isinstance(spn, dict):
+                spn = SPNConfig(**spn)
+            controls = tuple(
+                c if isinstance(c, ControlSpec) else ControlSpec(**c) for c in data.pop("controls", ())
+            )
+            return cls(spn=spn, controls=controls, **data)
+        except TypeError as exc:  # unknown or missing keys
+            raise ConfigError(f"invalid model configuration: {exc}") from exc
+
+
+def generic_controls(count: int) -> tuple[ControlSpec, ...]:
+    """`count` anonymous controls `c0`, `c1`, ... in [0, 1] with default 0.5 (untrained exports, tests)."""
+    if count < 0:
+        raise ConfigError(f"number of controls must be >= 0, got {count}")
+    return tuple(ControlSpec(name=f"c{i}") for i in range(count))
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in MODEL_PRESETS_DIR.glob("*.json"))
+
+
+def load_preset(name_or_path: str, **overrides: Any) -> SPTModConfig:
+    """Load a model preset by name (`presets/models/NAME.json`) or path, applying field overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MODEL_PRESETS_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        raise ConfigError(f"no model preset {name_or_path!r}; available: {', '.join(available_presets())}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"preset {path} is not valid JSON: {exc}") from exc
+    data.update(overrides)
+    return SPTModConfig.from_dict(data)

@@ -1,0 +1,25 @@
+"""Typed errors: every failure a user can cause has its own class and a message that names the problem."""
+
+
+class NeuralcompError(Exception):
+    """Base class of every error neuralcomp raises on purpose."""
+
+
+class ConfigError(NeuralcompError, ValueError):
+    """A model configuration or preset is invalid."""
+
+
+class AudioInputError(NeuralcompError, ValueError):
+    """Audio given to a model has the wrong shape, dtype, sample rate or length."""
+
+
+class ControlError(NeuralcompError, ValueError):
+    """A control name is unknown or its value is outside the control's range."""
+
+
+class ModelFileError(NeuralcompError):
+    """A model file is missing, truncated, foreign, or from a newer schema than this host supports."""
+
+
+class StateError(NeuralcompError, ValueError):
+    """A state snapshot does not fit the model it is restored into."""
