@@ -35,14 +35,14 @@ from neuralcomp.model.sptmod import ModBlock, SPTMod, interpolation_weights, sta
 MIN_MATMUL_ROWS = 8
 
 
-def _linear_rows(rows: Tensor, weight: Tensor, bias: Tensor, min_rows: int) -> Tensor:
-    """rows @ weight.T + bias, computed with at least `min_rows` rows so that the result of
-    each row does not depend on how many rows there are."""
+def _matmul_rows(rows: Tensor, weight_t: Tensor, bias: Tensor, min_rows: int) -> Tensor:
+    """bias + rows @ weight_t, computed with at least `min_rows` rows so that the result of each
+    row does not depend on how many rows there are (MKL picks other kernels below 4 rows)."""
     count = rows.size(0)
     if count >= min_rows:
-        return F.linear(rows, weight, bias)
+        return torch.addmm(bias, rows, weight_t)
     padded = F.pad(rows, [0, 0, 0, min_rows - count])
-    return F.linear(padded, weight, bias)[:count]
+    return torch.addmm(bias, padded, weight_t).narrow(0, 0, count)
 
 
 def _copy(t: Tensor) -> Tensor:
@@ -68,20 +68,20 @@ class _StreamingBlock(nn.Module):
         self.hidden = block.lstm.hidden_size
         self.modulation_channels = block.modulation_channels
 
-        self.register_buffer("conv_weight", _copy(block.conv.weight.reshape(channels, c_in * kernel)))
+        # weights are stored transposed for addmm: rows (samples) @ weight_t
+        self.register_buffer("conv_weight_t", _copy(block.conv.weight.reshape(channels, c_in * kernel).t()))
         self.register_buffer("conv_bias", _copy(block.conv.bias))
         self.register_buffer("prelu_weight", _copy(block.activation.weight))
         film_params: List[Tensor] = []
         if block.film is not None:
             mlp = block.film.mlp
-            film_params = [mlp[0].weight, mlp[0].bias, mlp[1].weight, mlp[2].weight, mlp[2].bias,
-                           mlp[3].weight, mlp[4].weight, mlp[4].bias]
+            film_params = [mlp[0].weight.t(), mlp[0].bias, mlp[1].weight, mlp[2].weight.t(), mlp[2].bias,
+                           mlp[3].weight, mlp[4].weight.t(), mlp[4].bias]
         self.film_weights = [_copy(p) for p in film_params]
-        self.register_buffer("lstm_w_ih", _copy(block.lstm.weight_ih_l0))
-        self.register_buffer("lstm_w_hh", _copy(block.lstm.weight_hh_l0))
-        self.register_buffer("lstm_b_ih", _copy(block.lstm.bias_ih_l0))
-        self.register_buffer("lstm_b_hh", _copy(block.lstm.bias_hh_l0))
-        self.register_buffer("projection_weight", _copy(block.projection.weight))
+        self.register_buffer("lstm_w_ih_t", _copy(block.lstm.weight_ih_l0.t()))
+        self.register_buffer("lstm_w_hh_t", _copy(block.lstm.weight_hh_l0.t()))
+        self.register_buffer("lstm_bias", _copy(block.lstm.bias_ih_l0 + block.lstm.bias_hh_l0))
+        self.register_buffer("projection_weight_t", _copy(block.projection.weight.t()))
         self.register_buffer("projection_bias", _copy(block.projection.bias))
 
         # state (documented shapes; C = channels of the stream)
@@ -101,11 +101,11 @@ class _StreamingBlock(nn.Module):
         self.modulation_history = self.projection_bias.expand(num_channels, 2, self.modulation_channels).clone()
 
     def compute_film(self, controls: Tensor) -> Tensor:
-        """controls (1, n) -> (gamma; beta) as (2, c)."""
+        """controls (1, n) -> (gamma; beta) as (2, c). Always one row, so always the same kernels."""
         w = self.film_weights
-        hidden = F.prelu(F.linear(controls, w[0], w[1]), w[2])
-        hidden = F.prelu(F.linear(hidden, w[3], w[4]), w[5])
-        return F.linear(hidden, w[6], w[7]).view(2, self.channels)
+        hidden = F.prelu(torch.addmm(w[1], controls, w[0]), w[2])
+        hidden = F.prelu(torch.addmm(w[4], hidden, w[3]), w[5])
+        return torch.addmm(w[7], hidden, w[6]).view(2, self.channels)
 
     def state(self) -> List[Tensor]:
         return [self.conv_cache, self.pool_partial, self.lstm_h, self.lstm_c, self.modulation_history]
@@ -135,9 +135,9 @@ class _StreamingBlock(nn.Module):
         length = m.size(1)
         extended = torch.cat([self.conv_cache, m], 1)
         if self.kernel_size > 1:
-            self.conv_cache = extended[:, length:]
+            self.conv_cache = extended.narrow(1, length, self.kernel_size - 1)
         rows = extended.unfold(1, self.kernel_size, 1).reshape(num_channels * length, -1)
-        z = F.prelu(_linear_rows(rows, self.conv_weight, self.conv_bias, self.min_matmul_rows), self.prelu_weight)
+        z = F.prelu(_matmul_rows(rows, self.conv_weight_t, self.conv_bias, self.min_matmul_rows), self.prelu_weight)
         z = z.view(num_channels, length, self.channels)
 
         pooled = torch.cat([self.pool_partial, z], 1)
@@ -145,30 +145,38 @@ class _StreamingBlock(nn.Module):
         sequence = self.modulation_history
         if num_frames > 0:
             whole = num_frames * self.pool_size
-            frames = pooled[:, :whole].reshape(num_channels, num_frames, self.pool_size, self.channels)
+            frames = pooled.narrow(1, 0, whole).reshape(num_channels, num_frames, self.pool_size, self.channels)
             frames = frames.sum(2) * self.inv_pool
             if self.has_film:
-                frames = torch.addcmul(film[:, 1], frames, film[:, 0])
+                frames = torch.addcmul(film.select(1, 1), frames, film.select(1, 0))
+            # LSTM (gate order i, f, g, o as in torch): input part for all frames at once
+            hidden = self.hidden
+            gates_in = _matmul_rows(frames.reshape(num_channels * num_frames, self.channels),
+                                    self.lstm_w_ih_t, self.lstm_bias, self.min_matmul_rows)
+            gates_in = gates_in.view(num_channels, num_frames, 4 * hidden)
             h = self.lstm_h
             c = self.lstm_c
             outputs: List[Tensor] = []
             for f in range(num_frames):
-                h, c = torch.lstm_cell(frames[:, f], [h, c], self.lstm_w_ih, self.lstm_w_hh,
-                                       self.lstm_b_ih, self.lstm_b_hh)
-                outputs.append(F.linear(h, self.projection_weight, self.projection_bias))
+                gates = torch.addmm(gates_in.select(1, f), h, self.lstm_w_hh_t)
+                in_gate, forget_gate, _, out_gate = torch.sigmoid(gates).chunk(4, 1)
+                cell_input = torch.tanh(gates.narrow(1, 2 * hidden, hidden))
+                c = torch.addcmul(forget_gate * c, in_gate, cell_input)
+                h = out_gate * torch.tanh(c)
+                outputs.append(torch.addmm(self.projection_bias, h, self.projection_weight_t))
             self.lstm_h = h
             self.lstm_c = c
             sequence = torch.cat([sequence, torch.stack(outputs, 1)], 1)
-            self.modulation_history = sequence[:, num_frames:]
-            self.pool_partial = pooled[:, whole:]
+            self.modulation_history = sequence.narrow(1, num_frames, 2)
+            self.pool_partial = pooled.narrow(1, whole, phase + length - whole)
         else:
             self.pool_partial = pooled
 
         modulation = torch.lerp(sequence.index_select(1, lo_index), sequence.index_select(1, hi_index), weight)
-        a = torch.addcmul(modulation[:, :, 1:2], modulation[:, :, 0:1], a)
+        a = torch.addcmul(modulation.narrow(2, 1, 1), modulation.narrow(2, 0, 1), a)
         if self.modulates_next:
             c_out = self.channels
-            m = torch.addcmul(modulation[:, :, 2 + c_out:], modulation[:, :, 2:2 + c_out], z)
+            m = torch.addcmul(modulation.narrow(2, 2 + c_out, c_out), modulation.narrow(2, 2, c_out), z)
         return m, a
 
 
@@ -232,12 +240,12 @@ class StreamingSPTMod(nn.Module):
         if self.paper_mode:
             buffered = torch.cat([self.pending_input, x], 1)
             whole = (self.phase + length) // self.pool_size * self.pool_size
-            self.pending_input = buffered[:, whole:]
+            self.pending_input = buffered.narrow(1, whole, self.phase + length - whole)
             queued = self.output_queue
             if whole > 0:
-                queued = torch.cat([queued, self._run(buffered[:, :whole], 0, film)], 1)
-            y = queued[:, :length]
-            self.output_queue = queued[:, length:]
+                queued = torch.cat([queued, self._run(buffered.narrow(1, 0, whole), 0, film)], 1)
+            y = queued.narrow(1, 0, length)
+            self.output_queue = queued.narrow(1, length, queued.size(1) - length)
         else:
             y = self._run(x, self.phase, film)
         self.phase = (self.phase + length) % self.pool_size
@@ -285,7 +293,7 @@ class StreamingSPTMod(nn.Module):
         # frame f finishes at sample P - 1 - phase + f * P of this call
         end = self.pool_size - 1 - self.phase
         while end < length:
-            self._update_film(controls[:, end])
+            self._update_film(controls.select(1, end))
             for j, block in enumerate(self.blocks):
                 per_block[j].append(block.film_params)
             end += self.pool_size

@@ -1,0 +1,316 @@
+// neuralcomp-render: render an audio file through an exported neuralcomp model, buffer by buffer,
+// exactly as a real-time host would, and report per-buffer timing.
+//
+// Exit codes: 0 ok; 1 a file could not be read/written or the model could not be loaded;
+// 2 bad usage or a refused input (wrong sample rate, bad buffer size, unknown control or value).
+#include <sndfile.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr long long kMaxBuffer = 1 << 20;
+
+const char* const kUsage =
+    "usage: neuralcomp-render MODEL IN_AUDIO OUT.wav [--buffer N] [--control NAME=VALUE]... [--warmup N]\n"
+    "\n"
+    "Render IN_AUDIO (any file libsndfile reads) through the neuralcomp model MODEL (a TorchScript\n"
+    "file written by export.export_model), all channels as one multichannel stream, buffer by\n"
+    "buffer, and write OUT.wav (32-bit float WAV, same length, channels and sample rate).\n"
+    "The output is not latency-compensated (paper mode delays it by latency_samples).\n"
+    "\n"
+    "options:\n"
+    "  --buffer N             buffer size in frames, 1..1048576 (default 512)\n"
+    "  --control NAME=VALUE   set a control in user units (repeatable; default: the model's defaults)\n"
+    "  --warmup N             silent buffers of the buffer size run before rendering, then the stream\n"
+    "                         is reset (default 5; the host already warms up on load)\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Prints frames, channels, buffer size, calls, per-buffer processing time p50/p99/max in\n"
+    "microseconds and the real-time factor (processing time / audio duration).\n"
+    "Exit status: 0 ok, 1 file or model error, 2 bad usage or refused input (sample rate, buffer\n"
+    "size, controls).\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string model, input, output;
+  long long buffer = 512;
+  long long warmup = 5;
+  std::vector<std::pair<std::string, double>> controls;
+};
+
+bool parse_int(const std::string& text, long long& out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || *end != '\0') return false;
+  out = v;
+  return true;
+}
+
+bool parse_double(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (errno == ERANGE || end == text.c_str() || *end != '\0') return false;
+  out = v;
+  return true;
+}
+
+Options parse_args(int argc, char** argv, bool& help) {
+  Options opt;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_inline = false;
+    if (arg.rfind("--", 0) == 0) {
+      const auto eq = arg.find('=');
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        has_inline = true;
+      }
+    }
+    auto take_value = [&]() -> std::string {
+      if (has_inline) return value;
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      help = true;
+      return opt;
+    } else if (arg == "--buffer") {
+      const std::string v = take_value();
+      if (!parse_int(v, opt.buffer) || opt.buffer < 1 || opt.buffer > kMaxBuffer) {
+        throw UsageError("bad buffer size '" + v + "': must be an integer in 1.." + std::to_string(kMaxBuffer));
+      }
+    } else if (arg == "--warmup") {
+      const std::string v = take_value();
+      if (!parse_int(v, opt.warmup) || opt.warmup < 0 || opt.warmup > 100000) {
+        throw UsageError("bad --warmup '" + v + "': must be an integer in 0..100000");
+      }
+    } else if (arg == "--control") {
+      const std::string v = take_value();
+      const auto eq = v.find('=');
+      double number = 0;
+      if (eq == std::string::npos || eq == 0 || !parse_double(v.substr(eq + 1), number)) {
+        throw UsageError("bad --control '" + v + "': expected NAME=VALUE with a number VALUE");
+      }
+      opt.controls.emplace_back(v.substr(0, eq), number);
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      throw UsageError("unknown option '" + std::string(argv[i]) + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 3) {
+    throw UsageError("expected MODEL IN_AUDIO OUT.wav, got " + std::to_string(positional.size()) +
+                     " positional argument(s)");
+  }
+  opt.model = positional[0];
+  opt.input = positional[1];
+  opt.output = positional[2];
+  return opt;
+}
+
+struct SndfileCloser {
+  void operator()(SNDFILE* f) const {
+    if (f) sf_close(f);
+  }
+};
+using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  // nearest rank
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+int run(const Options& opt) {
+  SF_INFO in_info;
+  std::memset(&in_info, 0, sizeof(in_info));
+  SndfilePtr in(sf_open(opt.input.c_str(), SFM_READ, &in_info));
+  if (!in) {
+    std::cerr << "neuralcomp-render: cannot read '" << opt.input << "': " << sf_strerror(nullptr) << "\n";
+    return kExitFailure;
+  }
+  const int channels = in_info.channels;
+  if (channels < 1) {
+    std::cerr << "neuralcomp-render: '" << opt.input << "' has no channels\n";
+    return kExitFailure;
+  }
+
+  std::unique_ptr<neuralcomp::StreamingHost> host;
+  try {
+    host = std::make_unique<neuralcomp::StreamingHost>(opt.model, channels);
+  } catch (const neuralcomp::ModelLoadError& e) {
+    std::cerr << "neuralcomp-render: " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "neuralcomp-render: cannot load the model: " << e.what() << "\n";
+    return kExitFailure;
+  }
+
+  if (in_info.samplerate != host->sample_rate()) {
+    std::cerr << "neuralcomp-render: '" << opt.input << "' is at " << in_info.samplerate
+              << " Hz but the model runs at " << host->sample_rate()
+              << " Hz; resample the input first (no resampling is done here)\n";
+    return kExitUsage;
+  }
+
+  for (const auto& [name, value] : opt.controls) {
+    try {
+      host->set_control(name, value);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "neuralcomp-render: " << e.what() << "\n";
+      return kExitUsage;
+    }
+  }
+
+  const int64_t buffer = opt.buffer;
+  std::vector<float> interleaved(static_cast<size_t>(buffer) * channels);
+  std::vector<float> planar_in(static_cast<size_t>(buffer) * channels);
+  std::vector<float> planar_out(static_cast<size_t>(buffer) * channels);
+
+  try {
+    host->reset();  // start state at the chosen controls
+    if (opt.warmup > 0) {
+      std::fill(planar_in.begin(), planar_in.end(), 0.0f);
+      for (long long i = 0; i < opt.warmup; ++i) {
+        host->process(planar_in.data(), planar_out.data(), channels, buffer);
+      }
+      host->reset();
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "neuralcomp-render: warm-up failed: " << e.what() << "\n";
+    return kExitFailure;
+  }
+
+  SF_INFO out_info;
+  std::memset(&out_info, 0, sizeof(out_info));
+  out_info.samplerate = in_info.samplerate;
+  out_info.channels = channels;
+  out_info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+  SndfilePtr out(sf_open(opt.output.c_str(), SFM_WRITE, &out_info));
+  if (!out) {
+    std::cerr << "neuralcomp-render: cannot write '" << opt.output << "': " << sf_strerror(nullptr) << "\n";
+    return kExitFailure;
+  }
+
+  std::vector<double> times_us;
+  if (in_info.frames > 0) times_us.reserve(static_cast<size_t>(in_info.frames / buffer + 1));
+  int64_t total_frames = 0;
+  double total_seconds = 0.0;
+  while (true) {
+    const sf_count_t got = sf_readf_float(in.get(), interleaved.data(), buffer);
+    if (got <= 0) break;
+    const int64_t n = got;
+    for (int64_t f = 0; f < n; ++f) {
+      for (int c = 0; c < channels; ++c) planar_in[c * n + f] = interleaved[f * channels + c];
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      host->process(planar_in.data(), planar_out.data(), channels, n);
+    } catch (const std::exception& e) {
+      std::cerr << "neuralcomp-render: processing failed at frame " << total_frames << ": " << e.what() << "\n";
+      return kExitFailure;
+    }
+    const auto stop = std::chrono::steady_clock::now();
+    const double us = std::chrono::duration<double, std::micro>(stop - start).count();
+    times_us.push_back(us);
+    total_seconds += us * 1e-6;
+    for (int64_t f = 0; f < n; ++f) {
+      for (int c = 0; c < channels; ++c) interleaved[f * channels + c] = planar_out[c * n + f];
+    }
+    if (sf_writef_float(out.get(), interleaved.data(), n) != n) {
+      std::cerr << "neuralcomp-render: write to '" << opt.output << "' failed: " << sf_strerror(out.get()) << "\n";
+      return kExitFailure;
+    }
+    total_frames += n;
+  }
+  if (sf_error(in.get()) != SF_ERR_NO_ERROR) {
+    std::cerr << "neuralcomp-render: read error in '" << opt.input << "': " << sf_strerror(in.get()) << "\n";
+    return kExitFailure;
+  }
+  out.reset();  // close: finalises the WAV header
+
+  std::vector<double> sorted = times_us;
+  std::sort(sorted.begin(), sorted.end());
+  const double duration = static_cast<double>(total_frames) / in_info.samplerate;
+  std::ostringstream controls;
+  const auto names = host->control_names();
+  const auto values = host->control_values();
+  for (size_t i = 0; i < names.size(); ++i) controls << (i ? ", " : "") << names[i] << "=" << values[i];
+
+  std::cout << std::fixed;
+  std::cout << "model:          " << opt.model << " (mode " << host->mode() << ", latency " << host->latency_samples()
+            << " samples)\n";
+  std::cout << "controls:       " << (names.empty() ? std::string("(none)") : controls.str()) << "\n";
+  std::cout << "output:         " << opt.output << "\n";
+  std::cout << "frames:         " << total_frames << "\n";
+  std::cout << "channels:       " << channels << "\n";
+  std::cout << "sample rate:    " << in_info.samplerate << "\n";
+  std::cout << "buffer size:    " << buffer << "\n";
+  std::cout << "calls:          " << times_us.size() << "\n";
+  std::cout << std::setprecision(1);
+  std::cout << "per-buffer us:  p50 " << percentile(sorted, 0.50) << "  p99 " << percentile(sorted, 0.99) << "  max "
+            << (sorted.empty() ? 0.0 : sorted.back()) << "\n";
+  std::cout << std::setprecision(4);
+  std::cout << "processing s:   " << total_seconds << "\n";
+  std::cout << "audio s:        " << duration << "\n";
+  std::cout << "real-time factor: " << (duration > 0 ? total_seconds / duration : 0.0) << "\n";
+  if (host->nonfinite_buffers() > 0) {
+    std::cout << "non-finite buffers muted: " << host->nonfinite_buffers() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  bool help = false;
+  try {
+    opt = parse_args(argc, argv, help);
+  } catch (const UsageError& e) {
+    std::cerr << "neuralcomp-render: " << e.what() << "\n\n" << kUsage;
+    return kExitUsage;
+  }
+  if (help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  try {
+    return run(opt);
+  } catch (const std::exception& e) {
+    std::cerr << "neuralcomp-render: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
