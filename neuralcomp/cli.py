@@ -1,0 +1,254 @@
+"""`neuralcomp` command line: export, process, info, bench, complexity, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neuralcomp.errors import NeuralcompError
+
+
+def _parse_control(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"controls are NAME=VALUE, got {text!r}")
+    try:
+        return name, float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"control {name!r}: {value!r} is not a number") from exc
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"buffer sizes are comma-separated integers, got {text!r}") from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("buffer sizes must be >= 1")
+    return sizes
+
+
+def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
+    import torch
+
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model import SPTMod
+
+    overrides = {"controls": generic_controls(controls)}
+    if mode:
+        overrides["mode"] = mode
+    torch.manual_seed(seed)
+    return SPTMod(load_preset(preset, **overrides))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from export import export_model
+
+    if args.checkpoint:
+        from neuralcomp.model.checkpoint import load_model
+
+        model, extra = load_model(args.checkpoint)
+        if args.mode and args.mode != model.config.mode:
+            raise NeuralcompError(f"the checkpoint was trained in {model.config.mode} mode; it cannot be exported as {args.mode}")
+        provenance = {"checkpoint": str(args.checkpoint), **extra}
+    elif args.untrained:
+        model = _build_untrained(args.preset, args.mode, args.controls, args.seed)
+        provenance = {"untrained": True, "preset": args.preset, "seed": args.seed}
+    else:
+        raise NeuralcompError("give --checkpoint CKPT, or --untrained for a randomly initialised preset")
+    path = export_model(model, args.output, provenance)
+    print(f"wrote {path} ({model.config.name}, {model.config.mode} mode, {model.config.num_controls} controls)")
+    return 0
+
+
+def _open(args: argparse.Namespace):
+    from neuralcomp import load
+
+    processor = load(args.model, backend=args.backend)
+    for name, value in getattr(args, "control", None) or []:
+        processor.set_control(name, value)
+    return processor
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from neuralcomp.errors import AudioInputError
+
+    processor = _open(args)
+    try:
+        audio, rate = sf.read(args.input, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise AudioInputError(f"cannot read {args.input}: {exc}") from exc
+    start = time.perf_counter()
+    out = processor.process(audio.T.copy(), rate, buffer_size=args.buffer)
+    elapsed = time.perf_counter() - start
+    sf.write(args.output, out.T, rate, subtype="FLOAT")
+    seconds = audio.shape[0] / rate
+    print(f"{args.output}: {audio.shape[0]} frames x {audio.shape[1]} ch, buffer {args.buffer or 'whole file'}, "
+          f"backend {processor.backend}, latency {processor.latency_samples} samples, "
+          f"real-time factor {elapsed / seconds:.3f}")
+    if processor.nonfinite_buffers:
+        print(f"warning: {processor.nonfinite_buffers} buffer(s) had NaN/Inf input and were muted", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    processor = _open(args)
+    meta = processor.metadata
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    config = meta["model_config"]
+    print(f"model        {args.model}")
+    print(f"architecture {config['name']}: channels {config['channels']}, kernels {config['kernel_sizes']}, "
+          f"P={meta['pool_size']}, H={config['lstm_hidden']}")
+    print(f"mode         {meta['mode']} (latency {meta['latency_samples']} samples)")
+    print(f"sample rate  {meta['sample_rate']} Hz; schema {meta['schema_version']}; torch {meta['torch_version']}")
+    print(f"backend      {processor.backend}")
+    for c in meta["controls"]:
+        print(f"control      {c['name']}: [{c['minimum']}, {c['maximum']}] default {c['default']} {c['unit']}".rstrip())
+    for s in meta["state"]:
+        print(f"state        {s['name']}: {s['shape']} {s['dtype']}")
+    print(f"provenance   {json.dumps(meta.get('provenance', {}))}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from neuralcomp import load
+    from neuralcomp.bench import bench_processor, format_table
+    from neuralcomp.host.processor import cpp_host_available
+
+    backends = ["cpp", "python"] if args.backend == "both" else [args.backend]
+    if "cpp" in backends and not cpp_host_available():
+        if args.backend != "both":
+            raise NeuralcompError("the C++ host is not built: run `make build`")
+        print("note: C++ host not built; timing the Python path only", file=sys.stderr)
+        backends.remove("cpp")
+    results = []
+    for backend in backends:
+        processor = load(args.model, backend=backend)
+        for size in args.buffers:
+            results.append(bench_processor(processor, size, seconds=args.seconds))
+            r = results[-1]
+            print(f"  {backend:6s} {size:5d}: p50 {r.p50_us:8.1f} us  rtf {r.real_time_factor:.3f}", file=sys.stderr)
+    meta = load(args.model, backend="python").metadata
+    print(f"\n{meta['model_config']['name']} ({meta['mode']}), {meta['sample_rate']} Hz, 1 thread, "
+          f"{args.seconds:g} s of audio per buffer size\n")
+    print(format_table(results))
+    return 0
+
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model.complexity import complexity
+
+    config = load_preset(args.preset, controls=generic_controls(args.controls))
+    c = complexity(config)
+    print(f"{config.name} with {args.controls} controls")
+    print(f"  parameters: processor {c.processor_parameters:,}, SPN {c.spn_parameters:,}")
+    print(f"  multiply-adds per output sample: conv {c.conv_macs:,.0f}, LSTM {c.lstm_macs:,.0f}, modulation "
+          f"{c.modulation_macs:,.0f}")
+    print(f"    1x1 projection at audio rate (published form) {c.projection_macs_published:,.0f} -> "
+          f"total {c.macs_published:,.0f}")
+    print(f"    1x1 projection at frame rate (this implementation) {c.projection_macs_streaming:,.0f} -> "
+          f"total {c.macs_streaming:,.0f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Main job until training lands: export an untrained model, stream a test signal through the
+    host in 64-sample buffers, prove it equals one call, and time it."""
+    import soundfile as sf
+
+    from export import export_model
+    from neuralcomp import load
+    from neuralcomp.data.signals import compressor_test_signal
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = _build_untrained(args.preset, "causal", 7, args.seed)
+    path = export_model(model, out / f"{args.preset}_untrained.ts", {"untrained": True, "preset": args.preset})
+    processor = load(path)
+    signal = compressor_test_signal(seconds=4.0, sample_rate=processor.sample_rate, seed=args.seed)
+    whole = processor.process(signal, processor.sample_rate)
+    start = time.perf_counter()
+    streamed = processor.process(signal, processor.sample_rate, buffer_size=64)
+    elapsed = time.perf_counter() - start
+    sf.write(out / "input.wav", signal, processor.sample_rate, subtype="FLOAT")
+    sf.write(out / "output.wav", streamed, processor.sample_rate, subtype="FLOAT")
+    identical = np.array_equal(whole, streamed)
+    print(f"exported {path}; backend {processor.backend}")
+    print(f"streamed {len(signal) / processor.sample_rate:.1f} s in 64-sample buffers: real-time factor "
+          f"{elapsed / (len(signal) / processor.sample_rate):.3f}; bitwise equal to one call: {identical}")
+    print(f"wrote {out / 'input.wav'} and {out / 'output.wav'}")
+    return 0 if identical else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neuralcomp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="write a streaming TorchScript model")
+    p.add_argument("--checkpoint", type=Path, help="trained checkpoint to export")
+    p.add_argument("--untrained", action="store_true", help="export a randomly initialised preset")
+    p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json)")
+    p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
+    p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(func=cmd_export)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", type=Path)
+        p.add_argument("--backend", choices=["auto", "cpp", "python"], default="auto")
+
+    p = sub.add_parser("process", help="render a file through a model")
+    model_args(p)
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--buffer", type=int, default=None, help="host buffer size in samples (default: whole file)")
+    p.add_argument("--control", type=_parse_control, action="append", metavar="NAME=VALUE")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("info", help="show a model's metadata")
+    model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="per-buffer latency and real-time factor")
+    p.add_argument("model", type=Path)
+    p.add_argument("--backend", choices=["both", "cpp", "python"], default="both")
+    p.add_argument("--buffers", type=_parse_sizes, default=[32, 64, 128, 256, 512, 1024, 2048, 4096])
+    p.add_argument("--seconds", type=float, default=2.0, help="audio per buffer size")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("complexity", help="parameters and multiply-adds per sample of a preset")
+    p.add_argument("--preset", default="sptmod25")
+    p.add_argument("--controls", type=int, default=7)
+    p.set_defaults(func=cmd_complexity)
+
+    p = sub.add_parser("demo", help="the main job on built-in defaults")
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--preset", default="sptmod25")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NeuralcompError, ImportError) as exc:
+        print(f"neuralcomp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Audio for training and testing compressor models."""

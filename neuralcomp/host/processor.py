@@ -1,0 +1,229 @@
+"""`neuralcomp.load(path)`: a pedalboard-style processor for an exported model.
+
+Backends: "cpp" (the libtorch host, `neuralcomp.host._cpp_host`) and "python" (TorchScript from
+Python). Both run the same file and give bitwise identical output. "auto" picks cpp when built.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuralcomp.errors import AudioInputError, ControlError, ModelFileError, StateError
+from neuralcomp.metadata import parse_metadata
+
+BACKENDS = ("auto", "cpp", "python")
+_MAX_CHANNELS = 64  # more "channels" than this almost surely means (samples, channels) was passed
+
+
+class NonFiniteAudioWarning(UserWarning):
+    """Input held NaN or Inf: those buffers were muted and the model went back to its start state."""
+
+
+def cpp_host_available() -> bool:
+    try:
+        from neuralcomp.host import _cpp_host  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _open_backend(path: Path, backend: str) -> Any:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend in ("auto", "cpp"):
+        try:
+            from neuralcomp.host import _cpp_host
+        except ImportError as exc:
+            if backend == "cpp":
+                raise ImportError(
+                    "the C++ host is not built (neuralcomp/host/_cpp_host*.so missing): run `make build`"
+                ) from exc
+            warnings.warn(
+                "C++ host not built; running TorchScript from Python (same output, more overhead). "
+                "Run `make build` for the C++ host.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            if not path.is_file():
+                raise ModelFileError(f"model file {path} does not exist")
+            try:
+                return _cpp_host.Host(str(path), 1)
+            except _cpp_host.ModelLoadError as exc:
+                raise ModelFileError(str(exc)) from exc
+    from neuralcomp.host.torchscript_host import TorchScriptHost
+
+    return TorchScriptHost(path, 1)
+
+
+class Processor:
+    """An exported SPTMod as an effect: `process(audio, sample_rate, reset=True)`.
+
+    Controls are read and set in their user units, by name: `p.set_control("threshold", -20)`,
+    `p.controls`, or as attributes (`p.threshold = -20`) like pedalboard's plugins. A change takes
+    effect from the next pooling frame that finishes after it.
+    """
+
+    def __init__(self, path: str | Path, backend: str = "auto") -> None:
+        path = Path(path)
+        host = _open_backend(path, backend)
+        object.__setattr__(self, "_host", host)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "backend", "python" if type(host).__name__ == "TorchScriptHost" else "cpp")
+        object.__setattr__(self, "metadata", parse_metadata(host.metadata_json, str(path)))
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return int(self._host.sample_rate)
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency: output sample t + latency answers input sample t (0 when causal)."""
+        return int(self._host.latency_samples)
+
+    @property
+    def control_names(self) -> list[str]:
+        return list(self._host.control_names)
+
+    @property
+    def controls(self) -> dict[str, float]:
+        return {name: self._host.get_control(name) for name in self.control_names}
+
+    @property
+    def num_channels(self) -> int:
+        return int(self._host.num_channels)
+
+    @property
+    def nonfinite_buffers(self) -> int:
+        """Buffers since loading that held NaN/Inf input (muted, state restored to the start state)."""
+        return int(self._host.nonfinite_buffers)
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(self._host.state_names)
+
+    # ---- controls ---------------------------------------------------------------------------
+    def set_control(self, name: str, value: float) -> None:
+        names = self.control_names
+        if name not in names:
+            raise ControlError(f"unknown control {name!r}; this model has {names or 'no controls'}")
+        i = names.index(name)
+        lo, hi = self._host.control_minimum[i], self._host.control_maximum[i]
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ControlError(f"control {name!r} needs a number, got {value!r}") from exc
+        if not (lo <= value <= hi):  # also rejects NaN
+            raise ControlError(f"control {name!r} = {value} is outside its range [{lo}, {hi}]")
+        self._host.set_control(name, value)
+
+    def get_control(self, name: str) -> float:
+        if name not in self.control_names:
+            raise ControlError(f"unknown control {name!r}; this model has {self.control_names or 'no controls'}")
+        return float(self._host.get_control(name))
+
+    def __getattr__(self, name: str) -> Any:
+        host = self.__dict__.get("_host")
+        if host is not None and name in host.control_names:
+            return float(host.get_control(name))
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._host.control_names:
+            self.set_control(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    # ---- processing -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the start state (silence warm-up at the current controls)."""
+        self._host.reset()
+
+    def process(
+        self, audio: np.ndarray, sample_rate: float, buffer_size: int | None = None, reset: bool = True
+    ) -> np.ndarray:
+        """Process mono `(samples,)` or `(channels, samples)` audio; returns float32 of the same shape.
+
+        `reset=True` starts from the start state (channels may change); `reset=False` continues the
+        stream, so calling it buffer by buffer equals one call. `buffer_size` splits the call into
+        buffers of that many samples (the output is identical). float64 input is converted to
+        float32. NaN/Inf in a buffer mutes it and resets the state (NonFiniteAudioWarning).
+        """
+        frames = self._as_channels_first(audio)
+        if float(sample_rate) != float(self.sample_rate):
+            raise AudioInputError(
+                f"audio at {sample_rate} Hz, the model runs at {self.sample_rate} Hz: resample first"
+            )
+        if buffer_size is not None and (int(buffer_size) != buffer_size or buffer_size < 1):
+            raise AudioInputError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        channels = frames.shape[0]
+        if reset:
+            self._host.reset(channels)
+        elif channels != self.num_channels:
+            raise AudioInputError(
+                f"audio has {channels} channels but the stream has {self.num_channels}; "
+                "use reset=True to change the channel count"
+            )
+        before = self.nonfinite_buffers
+        step = frames.shape[1] if buffer_size is None else int(buffer_size)
+        if frames.shape[1] == 0 or step >= frames.shape[1]:
+            out = self._host.process(frames)
+        else:
+            out = np.concatenate(
+                [self._host.process(np.ascontiguousarray(frames[:, i : i + step])) for i in range(0, frames.shape[1], step)],
+                axis=1,
+            )
+        muted = self.nonfinite_buffers - before
+        if muted:
+            warnings.warn(
+                f"{muted} buffer(s) held NaN/Inf input: muted, state reset to the start state",
+                NonFiniteAudioWarning,
+                stacklevel=2,
+            )
+        return out[0] if np.ndim(audio) == 1 else out
+
+    __call__ = process
+
+    def _as_channels_first(self, audio: Any) -> np.ndarray:
+        if not isinstance(audio, np.ndarray):
+            raise AudioInputError(f"audio must be a numpy array, got {type(audio).__name__}")
+        if audio.dtype not in (np.float32, np.float64):
+            raise AudioInputError(f"audio must be float32 (or float64), got {audio.dtype}")
+        if audio.ndim == 1:
+            audio = audio[None, :]
+        elif audio.ndim != 2:
+            raise AudioInputError(f"audio must be (samples,) or (channels, samples), got shape {audio.shape}")
+        if audio.shape[0] == 0:
+            raise AudioInputError("audio has zero channels")
+        if audio.shape[0] > _MAX_CHANNELS:
+            raise AudioInputError(
+                f"audio of shape {audio.shape} has {audio.shape[0]} channels; pass (channels, samples), "
+                "e.g. audio.T for a (samples, channels) array"
+            )
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    # ---- state ------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Snapshot of the stream state (copies), restorable with set_state."""
+        return dict(zip(self.state_names, self._host.get_state()))
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        names = self.state_names
+        if set(state) != set(names):
+            raise StateError(f"state has entries {sorted(state)}, this model needs {names}")
+        try:
+            self._host.set_state([np.ascontiguousarray(state[n]) for n in names])
+        except (ValueError, RuntimeError) as exc:
+            if isinstance(exc, StateError):
+                raise
+            raise StateError(str(exc).strip().splitlines()[-1]) from exc
+
+
+def load(path: str | Path, backend: str = "auto") -> Processor:
+    """Open an exported model file; backend "auto" (C++ when built), "cpp" or "python"."""
+    return Processor(path, backend)
