@@ -1,0 +1,69 @@
+"""Shared fixtures: exported models (built once per session) and the C++ host requirement.
+
+Set NEURALCOMP_REQUIRE_CPP=1 (CI does) to make a missing C++ host a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import settings
+
+from neuralcomp.config import generic_controls, load_preset
+from neuralcomp.model import SPTMod
+
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+CONFIGS = [(preset, mode, controls) for preset in ("sptmod25", "sptmod24") for mode in ("causal", "paper")
+           for controls in (0, 7)]
+
+
+def make_model(preset: str = "sptmod25", mode: str = "causal", controls: int = 7, seed: int = 0) -> SPTMod:
+    torch.manual_seed(seed)
+    return SPTMod(load_preset(preset, mode=mode, controls=generic_controls(controls))).eval()
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory):
+    """Exported (untrained, seeded) model file for a (preset, mode, controls) key, made on first use."""
+    from export import export_model
+
+    root = tmp_path_factory.mktemp("models")
+    cache: dict[tuple[str, str, int], tuple[Path, SPTMod]] = {}
+
+    def get(preset: str = "sptmod25", mode: str = "causal", controls: int = 7) -> tuple[Path, SPTMod]:
+        key = (preset, mode, controls)
+        if key not in cache:
+            model = make_model(preset, mode, controls)
+            path = export_model(model, root / f"{preset}_{mode}_{controls}.ts", {"test": True})
+            cache[key] = (path, model)
+        return cache[key]
+
+    return get
+
+
+def cpp_host_or_skip():
+    try:
+        from neuralcomp.host import _cpp_host
+    except ImportError:
+        if os.environ.get("NEURALCOMP_REQUIRE_CPP") == "1":
+            pytest.fail("NEURALCOMP_REQUIRE_CPP=1 but the C++ host is not built")
+        pytest.skip("C++ host not built (make build)")
+    return _cpp_host
+
+
+def noise(samples: int, channels: int = 1, seed: int = 0, level: float = 0.3) -> np.ndarray:
+    """Noise with a level envelope, so the compressor-like model sees loud and quiet passages."""
+    rng = np.random.default_rng(seed)
+    envelope = np.repeat(rng.uniform(0.05, 1.0, size=samples // 512 + 1), 512)[:samples]
+    return (level * envelope * rng.standard_normal((channels, samples))).astype(np.float32)
