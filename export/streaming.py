@@ -372,10 +372,12 @@ class StreamingSPTMod(nn.Module):
         expected.append([num_channels, phase if self.paper_mode else 0])
         expected.append([num_channels, self.latency_samples - phase if self.paper_mode else 0])
         for i in range(1, len(names)):
-            if state[i].dtype != torch.float32 or list(state[i].shape) != expected[i]:
+            if state[i].dtype != torch.float32:
+                raise ValueError("state '" + names[i] + "' must be float32")
+            if list(state[i].shape) != expected[i]:
                 raise ValueError(
-                    "state '" + names[i] + "' must be float32 " + str(expected[i]) + ", got "
-                    + str(state[i].dtype) + " " + str(list(state[i].shape))
+                    "state '" + names[i] + "' must have shape " + str(expected[i]) + ", got "
+                    + str(list(state[i].shape))
                 )
         self._restore(state)
 

@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pybind11/typing.h>
 
 #include <cstring>
 #include <optional>
@@ -62,13 +63,13 @@ py::array process(StreamingHost& host, const py::object& obj) {
   return y;
 }
 
-py::list get_state(const StreamingHost& host) {
+py::typing::List<py::array> get_state(const StreamingHost& host) {
   std::vector<at::Tensor> state;
   {
     py::gil_scoped_release release;
     state = host.get_state();
   }
-  py::list out;
+  py::typing::List<py::array> out;
   for (const at::Tensor& t0 : state) {
     const at::Tensor t = t0.contiguous();
     std::vector<py::ssize_t> shape(t.sizes().begin(), t.sizes().end());

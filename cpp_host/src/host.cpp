@@ -22,9 +22,12 @@ constexpr int64_t kWarmupSizes[] = {512, 512, 64, 1, 2048};
 
 const char* const kRequiredMethods[] = {"forward", "reset", "state_names", "get_state", "set_state"};
 
+// The first line of a libtorch error, without miniz's generic advice after it.
 std::string first_line(const std::string& text) {
-  const auto end = text.find('\n');
-  return end == std::string::npos ? text : text.substr(0, end);
+  std::string line = text.substr(0, text.find('\n'));
+  const auto advice = line.find(" This is an internal miniz error");
+  if (advice != std::string::npos) line.erase(advice);
+  return line;
 }
 
 // The message of an exception raised inside the TorchScript module, without the interpreter's
@@ -267,8 +270,8 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
     throw std::runtime_error("process: the model returned an unexpected tensor " + y.toString() + " " +
                              c10::str(y.sizes()));
   }
-  y = y.contiguous();
-  std::memmove(output, y.const_data_ptr<float>(), static_cast<size_t>(num_channels * num_frames) * sizeof(float));
+  // one (possibly strided: paper mode returns a view of its output queue) copy into `output`
+  at::from_blob(output, {num_channels, num_frames}, at::TensorOptions().dtype(at::kFloat)).copy_(y);
 }
 
 void StreamingHost::reset() {
@@ -326,7 +329,8 @@ int64_t StreamingHost::nonfinite_buffers() const {
 std::vector<std::string> StreamingHost::state_names() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> names;
-  for (const c10::IValue& v : module_.get_method("state_names")({}).toListRef()) {
+  const c10::IValue result = module_.get_method("state_names")({});  // keep alive while iterating
+  for (const c10::IValue& v : result.toListRef()) {
     names.push_back(v.toStringRef());
   }
   return names;
@@ -338,7 +342,8 @@ std::vector<at::Tensor> StreamingHost::get_state() const {
   // the caller may modify in place.
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> state;
-  for (const c10::IValue& v : module_.get_method("get_state")({}).toListRef()) {
+  const c10::IValue result = module_.get_method("get_state")({});  // keep alive while iterating
+  for (const c10::IValue& v : result.toListRef()) {
     state.push_back(v.toTensor());
   }
   return state;

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from neuralcomp.errors import AudioInputError, ControlError, ModelFileError, StateError
+from neuralcomp.host.torchscript_host import script_error_message
 from neuralcomp.metadata import parse_metadata
 
 BACKENDS = ("auto", "cpp", "python")
@@ -218,10 +219,10 @@ class Processor:
             raise StateError(f"state has entries {sorted(state)}, this model needs {names}")
         try:
             self._host.set_state([np.ascontiguousarray(state[n]) for n in names])
-        except (ValueError, RuntimeError) as exc:
-            if isinstance(exc, StateError):
-                raise
-            raise StateError(str(exc).strip().splitlines()[-1]) from exc
+        except StateError:
+            raise
+        except (ValueError, RuntimeError) as exc:  # the C++ host's std::invalid_argument
+            raise StateError(script_error_message(exc)) from exc
 
 
 def load(path: str | Path, backend: str = "auto") -> Processor:

@@ -44,6 +44,12 @@ def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
     return module
 
 
+def script_error_message(exc: BaseException) -> str:
+    """The message a scripted module raised, without TorchScript's traceback."""
+    last = str(exc).strip().splitlines()[-1]
+    return last.split("Error: ", 1)[-1] if last.startswith("builtins.") else last
+
+
 class TorchScriptHost:
     """Single-threaded, inference-mode TorchScript runner with the C++ host's interface."""
 
@@ -104,5 +110,5 @@ class TorchScriptHost:
         try:
             with torch.inference_mode():
                 self._module.set_state([torch.from_numpy(np.ascontiguousarray(s)) for s in state])
-        except RuntimeError as exc:
-            raise StateError(str(exc).strip().splitlines()[-1]) from exc
+        except Exception as exc:  # torch.jit.Error carries the module's ValueError
+            raise StateError(script_error_message(exc)) from exc

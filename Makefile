@@ -1,0 +1,52 @@
+# neuralcomp: `make demo` runs the main job, `make test` the test suite. Both install what they need
+# (Debian packages, a virtual environment, the C++ host) on a fresh machine first.
+
+PYTHON_SYSTEM ?= python3
+VENV          := .venv
+PYTHON        := $(VENV)/bin/python
+BUILD_DIR     := build/cpp_host
+SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev
+
+.PHONY: setup system-deps venv build demo test bench clean
+
+setup: system-deps venv build
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PYTHON) -m pip install -q -e ".[test]"
+	touch $@
+
+build: venv system-deps
+	mkdir -p build
+	cmake -S cpp_host -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+		-Dpybind11_DIR="$$($(PYTHON) -m pybind11 --cmakedir)" \
+		-DPython_EXECUTABLE="$$(pwd)/$(PYTHON)" > $(BUILD_DIR).configure.log 2>&1 \
+		|| { cat $(BUILD_DIR).configure.log; exit 1; }
+	cmake --build $(BUILD_DIR) -j2
+
+demo: setup
+	$(VENV)/bin/neuralcomp demo --out out/demo
+
+test: setup
+	NEURALCOMP_REQUIRE_CPP=1 $(PYTHON) -m pytest -q
+
+bench: setup
+	$(VENV)/bin/neuralcomp export --untrained --preset sptmod25 --mode causal --controls 7 -o out/bench/sptmod25.ts
+	$(VENV)/bin/neuralcomp export --untrained --preset sptmod24 --mode causal --controls 7 -o out/bench/sptmod24.ts
+	$(VENV)/bin/neuralcomp bench out/bench/sptmod25.ts
+	$(VENV)/bin/neuralcomp bench out/bench/sptmod24.ts
+
+clean:
+	rm -rf build out neuralcomp/host/_cpp_host*.so

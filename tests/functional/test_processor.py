@@ -1,0 +1,191 @@
+"""neuralcomp.load(): the pedalboard-style processor, on both backends, and its handling of bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import neuralcomp
+from neuralcomp import AudioInputError, ControlError, ModelFileError, NonFiniteAudioWarning, StateError
+from tests.conftest import cpp_host_or_skip, noise
+
+BACKENDS = ["python", "cpp"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "cpp":
+        cpp_host_or_skip()
+    return request.param
+
+
+@pytest.fixture
+def processor(model_files, backend):
+    return neuralcomp.load(model_files("sptmod25", "causal", 7)[0], backend=backend)
+
+
+def test_mono_and_stereo_shapes_and_streaming(processor):
+    mono = noise(3000, seed=1)[0]
+    out = processor.process(mono, 44100)
+    assert out.shape == mono.shape and out.dtype == np.float32
+    stereo = noise(3000, channels=2, seed=2)
+    whole = processor.process(stereo, 44100)
+    assert whole.shape == (2, 3000)
+    parts = [processor.process(stereo[:, :1000], 44100, reset=True)]
+    parts.append(processor.process(stereo[:, 1000:1001], 44100, reset=False))
+    parts.append(processor.process(stereo[:, 1001:], 44100, reset=False))
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+    assert np.array_equal(processor.process(stereo, 44100, buffer_size=37), whole)
+
+
+def test_backends_are_bitwise_identical(model_files):
+    cpp_host_or_skip()
+    path = model_files("sptmod24", "paper", 7)[0]
+    x = noise(9000, channels=2, seed=3)
+    outputs = []
+    for backend in BACKENDS:
+        p = neuralcomp.load(path, backend=backend)
+        p.set_control("c3", 0.9)
+        outputs.append(p.process(x, 44100, buffer_size=129))
+    assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_controls_by_name_and_attribute(processor):
+    assert processor.control_names == [f"c{i}" for i in range(7)]
+    assert processor.controls["c0"] == 0.5
+    processor.c2 = 0.75
+    assert processor.get_control("c2") == 0.75 and processor.c2 == 0.75
+    with pytest.raises(ControlError, match="unknown control 'gain'"):
+        processor.set_control("gain", 0.1)
+    with pytest.raises(ControlError, match=r"outside its range \[0.0, 1.0\]"):
+        processor.set_control("c1", 1.5)
+    with pytest.raises(ControlError):
+        processor.set_control("c1", float("nan"))
+    assert processor.controls["c1"] == 0.5  # a refused value changes nothing
+
+
+def test_control_changes_the_output(processor):
+    x = noise(8000, seed=4)[0]
+    a = processor.process(x, 44100)
+    processor.set_control("c0", 0.0)
+    b = processor.process(x, 44100)
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3, 4, 5), np.float32), "shape"),
+    (np.zeros(100, np.int16), "float32"),
+    (np.zeros((1000, 2), np.float32), "audio.T"),
+    ([0.0] * 10, "numpy array"),
+    (np.zeros((0, 10), np.float32), "zero channels"),
+])
+def test_bad_audio_is_refused_with_a_reason(processor, bad, message):
+    with pytest.raises(AudioInputError, match=message):
+        processor.process(bad, 44100)
+
+
+def test_wrong_sample_rate_and_channel_count(processor):
+    x = noise(100, seed=0)
+    with pytest.raises(AudioInputError, match="48000"):
+        processor.process(x, 48000)
+    processor.process(x, 44100)
+    with pytest.raises(AudioInputError, match="2 channels"):
+        processor.process(noise(100, channels=2), 44100, reset=False)
+    with pytest.raises(AudioInputError, match="buffer_size"):
+        processor.process(x, 44100, buffer_size=0)
+
+
+def test_zero_length_buffers_and_float64(processor):
+    x = noise(500, seed=6)
+    whole = processor.process(x, 44100)
+    processor.process(x[:, :200], 44100)
+    assert processor.process(x[:, :0], 44100, reset=False).shape == (1, 0)
+    rest = processor.process(x[:, 200:], 44100, reset=False)
+    assert np.array_equal(np.concatenate([whole[:, :200], rest], 1), whole)
+    assert np.array_equal(processor.process(x.astype(np.float64), 44100), whole)
+
+
+def test_nonfinite_input_mutes_the_buffer_and_restores_the_start_state(processor):
+    x = noise(4000, seed=8)
+    clean_start = processor.process(x[:, 2000:], 44100)  # what a fresh stream gives
+    processor.process(x[:, :1000], 44100)
+    poisoned = x[:, 1000:2000].copy()
+    poisoned[0, 17] = np.nan
+    with pytest.warns(NonFiniteAudioWarning, match="1 buffer"):
+        muted = processor.process(poisoned, 44100, reset=False)
+    assert np.array_equal(muted, np.zeros_like(muted))
+    assert processor.nonfinite_buffers == 1
+    after = processor.process(x[:, 2000:], 44100, reset=False)
+    assert np.all(np.isfinite(after))
+    assert np.array_equal(after, clean_start)  # nothing of the NaN survives in the state
+    inf = x[:, :64].copy()
+    inf[0, 3] = np.inf
+    with pytest.warns(NonFiniteAudioWarning):
+        processor.process(inf, 44100)
+
+
+def test_state_snapshot_and_restore(processor):
+    x = noise(5000, channels=2, seed=10)
+    processor.process(x[:, :1300], 44100)
+    snapshot = processor.get_state()
+    assert list(snapshot) == processor.state_names
+    expected = processor.process(x[:, 1300:], 44100, reset=False)
+    processor.process(x, 44100)
+    processor.set_state(snapshot)
+    assert np.array_equal(processor.process(x[:, 1300:], 44100, reset=False), expected)
+    broken = dict(snapshot)
+    broken["block0.lstm_h"] = np.zeros((2, 5), np.float32)
+    with pytest.raises(StateError, match="block0.lstm_h"):
+        processor.set_state(broken)
+    with pytest.raises(StateError):
+        processor.set_state({"phase": snapshot["phase"]})
+
+
+def test_latency_and_metadata(model_files, backend):
+    causal = neuralcomp.load(model_files("sptmod25", "causal", 7)[0], backend=backend)
+    paper = neuralcomp.load(model_files("sptmod25", "paper", 7)[0], backend=backend)
+    assert causal.latency_samples == 0 and paper.latency_samples == 63
+    meta = paper.metadata
+    assert meta["schema_version"] == 1 and meta["pool_size"] == 64 and meta["mode"] == "paper"
+    assert meta["torch_version"] == torch.__version__ and meta["sample_rate"] == 44100
+    assert [c["name"] for c in meta["controls"]] == [f"c{i}" for i in range(7)]
+    assert [s["name"] for s in meta["state"]] == paper.state_names
+    assert meta["model_config"]["channels"] == [15, 15, 15, 15]
+
+
+def test_unreadable_model_files_are_refused(tmp_path, model_files, backend):
+    good = model_files("sptmod25", "causal", 0)[0]
+    truncated = tmp_path / "truncated.ts"
+    truncated.write_bytes(good.read_bytes()[:4000])
+    garbage = tmp_path / "garbage.ts"
+    garbage.write_bytes(b"RIFF this is not a model" * 100)
+    foreign = tmp_path / "foreign.ts"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(foreign))
+    for path, message in [(tmp_path / "missing.ts", "does not exist"), (truncated, "TorchScript"),
+                          (garbage, "TorchScript"), (foreign, "not a neuralcomp model")]:
+        with pytest.raises(ModelFileError, match=message):
+            neuralcomp.load(path, backend=backend)
+
+
+def test_newer_schema_is_refused(tmp_path, backend):
+    from export.streaming import StreamingSPTMod
+    from tests.conftest import make_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        future = torch.jit.script(StreamingSPTMod(make_model(controls=0), "{}", 99))
+        torch.jit.save(future, str(tmp_path / "future.ts"))
+    with pytest.raises(ModelFileError, match="newer"):
+        neuralcomp.load(tmp_path / "future.ts", backend=backend)
+
+
+def test_python_fallback_is_announced(model_files, monkeypatch):
+    import neuralcomp.host.processor as processor_module
+
+    monkeypatch.setitem(__import__("sys").modules, "neuralcomp.host._cpp_host", None)
+    with pytest.warns(RuntimeWarning, match="C.. host not built"):
+        p = processor_module.load(model_files("sptmod25", "causal", 0)[0])
+    assert p.backend == "python"
+    with pytest.raises(ImportError, match="make build"):
+        processor_module.load(model_files("sptmod25", "causal", 0)[0], backend="cpp")
