@@ -363,6 +363,11 @@ class StreamingSPTMod(nn.Module):
         if phase < 0 or phase >= self.pool_size:
             raise ValueError("state 'phase' " + str(phase) + " outside [0, pool_size)")
         num_channels = state[1].size(0)
+        if num_channels != self.num_channels:
+            raise ValueError(
+                "state is for " + str(num_channels) + " channel(s), the stream has " + str(self.num_channels)
+                + ": reset to that channel count first"
+            )
         no_shape: List[int] = []
         expected: List[List[int]] = [no_shape]
         partial_phase = 0 if self.paper_mode else phase

@@ -42,14 +42,14 @@ py::array process(StreamingHost& host, const py::object& obj) {
     throw py::value_error("process expects a numpy float32 array of shape (channels, frames), got " +
                           describe(obj));
   }
-  const auto x = py::reinterpret_borrow<py::array>(obj);
+  auto x = py::reinterpret_borrow<py::array>(obj);
   if (!x.dtype().equal(py::dtype::of<float>()) || x.ndim() != 2) {
     throw py::value_error("process expects a numpy float32 array of shape (channels, frames), got " +
                           describe(obj));
   }
   if (!(x.flags() & py::array::c_style)) {
-    throw py::value_error("process expects a C-contiguous array (use numpy.ascontiguousarray), got " +
-                          describe(obj) + " that is not C-contiguous");
+    x = py::array::ensure(x, py::array::c_style);  // e.g. x[:, a:b] of a multichannel array: one copy
+    if (!x) throw py::error_already_set();
   }
   const int64_t channels = x.shape(0);
   const int64_t frames = x.shape(1);
@@ -142,8 +142,9 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
            py::call_guard<py::gil_scoped_release>(),
            "Load the model at `path` for a stream of `num_channels` channels (raises ModelLoadError).")
       .def("process", &process, py::arg("x"),
-           "Process one buffer: x is a C-contiguous float32 array (channels, frames), channels equal to\n"
-           "num_channels; returns a new float32 array of the same shape. Releases the GIL.")
+           "Process one buffer: x is a float32 array (channels, frames) with channels equal to num_channels\n"
+           "(C-contiguous avoids a copy); returns a new float32 array of the same shape. Other dtypes or\n"
+           "shapes raise ValueError. Releases the GIL while processing.")
       .def(
           "reset",
           [](StreamingHost& host, std::optional<int> num_channels) {

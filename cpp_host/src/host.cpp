@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <system_error>
@@ -358,9 +357,23 @@ void StreamingHost::set_state(const std::vector<at::Tensor>& state) {
     if (!t.defined()) throw std::invalid_argument("set_state: undefined tensor in the state");
     list.push_back(t.device().is_cpu() ? t : t.cpu());
   }
+  // The module's start snapshot (restored after a non-finite buffer) has the channel count of
+  // the last reset; a state with another channel count first resets to that count, so a later
+  // non-finite buffer cannot switch the stream back to the old count.
+  const int64_t current = module_.attr("num_channels").toInt();
+  const int64_t incoming = state.size() > 1 && state[1].dim() > 0 ? state[1].size(0) : current;
+  c10::IValue previous;
+  if (incoming != current && incoming >= 1) {
+    previous = module_.get_method("get_state")({});
+    reset_locked(incoming);
+  }
   try {
     module_.get_method("set_state")({c10::IValue(list)});
   } catch (const std::exception& e) {
+    if (!previous.isNone()) {  // roll back to the stream as it was (its channel count included)
+      reset_locked(current);
+      module_.get_method("set_state")({previous});
+    }
     throw std::invalid_argument("set_state: " + module_message(e));
   }
 }

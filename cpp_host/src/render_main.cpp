@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -154,6 +155,13 @@ double percentile(const std::vector<double>& sorted, double p) {
 }
 
 int run(const Options& opt) {
+  {
+    std::error_code ec;
+    if (std::filesystem::equivalent(opt.input, opt.output, ec)) {
+      std::cerr << "neuralcomp-render: the output '" << opt.output << "' is the input file; choose another path\n";
+      return kExitUsage;
+    }
+  }
   SF_INFO in_info;
   std::memset(&in_info, 0, sizeof(in_info));
   SndfilePtr in(sf_open(opt.input.c_str(), SFM_READ, &in_info));

@@ -183,7 +183,10 @@ def test_newer_schema_is_refused(tmp_path, backend):
 def test_python_fallback_is_announced(model_files, monkeypatch):
     import neuralcomp.host.processor as processor_module
 
+    import neuralcomp.host
+
     monkeypatch.setitem(__import__("sys").modules, "neuralcomp.host._cpp_host", None)
+    monkeypatch.delattr(neuralcomp.host, "_cpp_host", raising=False)
     with pytest.warns(RuntimeWarning, match="C.. host not built"):
         p = processor_module.load(model_files("sptmod25", "causal", 0)[0])
     assert p.backend == "python"
