@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from neuralcomp.model.sptmod import ModBlock, SPTMod, interpolation_weights, start_state_samples
 
 MIN_MATMUL_ROWS = 8
+INDEX_TABLE_SAMPLES = 4096  # calls up to this length index precomputed tables
 
 
 def _matmul_rows(rows: Tensor, weight_t: Tensor, bias: Tensor, min_rows: int) -> Tensor:
@@ -78,9 +79,10 @@ class _StreamingBlock(nn.Module):
             film_params = [mlp[0].weight.t(), mlp[0].bias, mlp[1].weight, mlp[2].weight.t(), mlp[2].bias,
                            mlp[3].weight, mlp[4].weight.t(), mlp[4].bias]
         self.film_weights = [_copy(p) for p in film_params]
-        self.register_buffer("lstm_w_ih_t", _copy(block.lstm.weight_ih_l0.t()))
-        self.register_buffer("lstm_w_hh_t", _copy(block.lstm.weight_hh_l0.t()))
-        self.register_buffer("lstm_bias", _copy(block.lstm.bias_ih_l0 + block.lstm.bias_hh_l0))
+        # one matmul per LSTM step: [frame, h] @ [W_ih, W_hh].T
+        lstm = block.lstm
+        self.register_buffer("lstm_weight_t", _copy(torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).t()))
+        self.register_buffer("lstm_bias", _copy(lstm.bias_ih_l0 + lstm.bias_hh_l0))
         self.register_buffer("projection_weight_t", _copy(block.projection.weight.t()))
         self.register_buffer("projection_bias", _copy(block.projection.bias))
 
@@ -101,11 +103,13 @@ class _StreamingBlock(nn.Module):
         self.modulation_history = self.projection_bias.expand(num_channels, 2, self.modulation_channels).clone()
 
     def compute_film(self, controls: Tensor) -> Tensor:
-        """controls (1, n) -> (gamma; beta) as (2, c). Always one row, so always the same kernels."""
+        """controls (1, n) -> (gamma / P; beta) as (2, c); gamma / P applies FiLM to a frame's sum.
+        Always one row, so always the same kernels."""
         w = self.film_weights
         hidden = F.prelu(torch.addmm(w[1], controls, w[0]), w[2])
         hidden = F.prelu(torch.addmm(w[4], hidden, w[3]), w[5])
-        return torch.addmm(w[7], hidden, w[6]).view(2, self.channels)
+        film = torch.addmm(w[7], hidden, w[6]).view(2, self.channels)
+        return film * torch.tensor([[self.inv_pool], [1.0]])
 
     def state(self) -> List[Tensor]:
         return [self.conv_cache, self.pool_partial, self.lstm_h, self.lstm_c, self.modulation_history]
@@ -140,25 +144,24 @@ class _StreamingBlock(nn.Module):
         z = F.prelu(_matmul_rows(rows, self.conv_weight_t, self.conv_bias, self.min_matmul_rows), self.prelu_weight)
         z = z.view(num_channels, length, self.channels)
 
-        pooled = torch.cat([self.pool_partial, z], 1)
+        pooled = z if self.pool_partial.size(1) == 0 else torch.cat([self.pool_partial, z], 1)
         num_frames = (phase + length) // self.pool_size
         sequence = self.modulation_history
         if num_frames > 0:
             whole = num_frames * self.pool_size
             frames = pooled.narrow(1, 0, whole).reshape(num_channels, num_frames, self.pool_size, self.channels)
-            frames = frames.sum(2) * self.inv_pool
-            if self.has_film:
-                frames = torch.addcmul(film.select(1, 1), frames, film.select(1, 0))
-            # LSTM (gate order i, f, g, o as in torch): input part for all frames at once
+            if self.has_film:  # the frame mean times gamma is the frame sum times gamma / P
+                gamma_over_pool, beta = film.unbind(1)
+                frames = torch.addcmul(beta, frames.sum(2), gamma_over_pool)
+            else:
+                frames = frames.sum(2) * self.inv_pool
+            # LSTM step (gate order i, f, g, o as in torch), fixed shape (C, c + H) per frame
             hidden = self.hidden
-            gates_in = _matmul_rows(frames.reshape(num_channels * num_frames, self.channels),
-                                    self.lstm_w_ih_t, self.lstm_bias, self.min_matmul_rows)
-            gates_in = gates_in.view(num_channels, num_frames, 4 * hidden)
             h = self.lstm_h
             c = self.lstm_c
             outputs: List[Tensor] = []
             for f in range(num_frames):
-                gates = torch.addmm(gates_in.select(1, f), h, self.lstm_w_hh_t)
+                gates = torch.addmm(self.lstm_bias, torch.cat([frames.select(1, f), h], 1), self.lstm_weight_t)
                 in_gate, forget_gate, _, out_gate = torch.sigmoid(gates).chunk(4, 1)
                 cell_input = torch.tanh(gates.narrow(1, 2 * hidden, hidden))
                 c = torch.addcmul(forget_gate * c, in_gate, cell_input)
@@ -210,6 +213,11 @@ class StreamingSPTMod(nn.Module):
         self.start_state_samples = start_state_samples(config)
         self.blocks = nn.ModuleList(_StreamingBlock(block) for block in model.blocks)
         self.register_buffer("interp_weights", interpolation_weights(config.pool_size))
+        # per position in a call (from the frame start): interpolation frame indices and weight
+        position = torch.arange(INDEX_TABLE_SAMPLES + config.pool_size)
+        self.register_buffer("lo_index_table", position // config.pool_size + self.first_frame_offset)
+        self.register_buffer("hi_index_table", self.lo_index_table + 1)
+        self.register_buffer("weight_table", self.interp_weights[position % config.pool_size].unsqueeze(1))
         # stream state beyond the blocks
         self.num_channels = 1
         self.phase = 0  # samples of the current frame already seen
@@ -253,10 +261,15 @@ class StreamingSPTMod(nn.Module):
 
     def _run(self, x: Tensor, phase: int, film: List[Tensor]) -> Tensor:
         length = x.size(1)
-        position = torch.arange(phase, phase + length)
-        lo_index = torch.div(position, self.pool_size, rounding_mode="floor") + self.first_frame_offset
-        hi_index = lo_index + 1
-        weight = self.interp_weights.index_select(0, position % self.pool_size).unsqueeze(1)
+        if phase + length <= self.lo_index_table.size(0):
+            lo_index = self.lo_index_table.narrow(0, phase, length)
+            hi_index = self.hi_index_table.narrow(0, phase, length)
+            weight = self.weight_table.narrow(0, phase, length)
+        else:
+            position = torch.arange(phase, phase + length)
+            lo_index = torch.div(position, self.pool_size, rounding_mode="floor") + self.first_frame_offset
+            hi_index = lo_index + 1
+            weight = self.interp_weights.index_select(0, position % self.pool_size).unsqueeze(1)
         m = x.unsqueeze(2)
         a = m
         for j, block in enumerate(self.blocks):
