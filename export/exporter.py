@@ -18,17 +18,17 @@ METADATA_FILE = "neuralcomp_metadata.json"
 
 
 def _state_description(streaming: StreamingSPTMod) -> list[dict[str, Any]]:
-    """State names and shapes; 'C' is the stream's channel count, 'phase' the samples of the
-    current frame already seen (0 <= phase < P)."""
+    """State names and shapes; 'C' is the stream's channel count, 'D' the modulation paths (C, or 1
+    in linked mode), 'phase' the samples of the current frame already seen (0 <= phase < P)."""
     model_shapes: list[dict[str, Any]] = [{"name": "phase", "shape": [], "dtype": "int64"}]
     paper = streaming.paper_mode
     for j, block in enumerate(streaming.blocks):
         shapes = [
-            ["C", block.kernel_size - 1, block.in_channels],
-            ["C", 0 if paper else "phase", block.channels],
-            ["C", block.hidden],
-            ["C", block.hidden],
-            ["C", 2, block.modulation_channels],
+            ["D", block.kernel_size - 1, block.in_channels],
+            ["D", 0 if paper else "phase", block.channels],
+            ["D", block.hidden],
+            ["D", block.hidden],
+            ["D", 2, block.modulation_channels],
         ]
         for part, shape in zip(["conv_cache", "pool_partial", "lstm_h", "lstm_c", "modulation_history"], shapes):
             model_shapes.append({"name": f"block{j}.{part}", "shape": shape, "dtype": "float32"})

@@ -220,6 +220,7 @@ class StreamingSPTMod(nn.Module):
         self.register_buffer("weight_table", self.interp_weights[position % config.pool_size].unsqueeze(1))
         # stream state beyond the blocks
         self.num_channels = 1
+        self.linked = False  # stereo link: one modulation path drives the gain of every channel
         self.phase = 0  # samples of the current frame already seen
         self.register_buffer("pending_input", torch.zeros(1, 0))  # paper: (C, phase)
         self.register_buffer("output_queue", torch.zeros(1, self.latency_samples))  # paper: (C, P-1-phase)
@@ -270,8 +271,12 @@ class StreamingSPTMod(nn.Module):
             lo_index = torch.div(position, self.pool_size, rounding_mode="floor") + self.first_frame_offset
             hi_index = lo_index + 1
             weight = self.interp_weights.index_select(0, position % self.pool_size).unsqueeze(1)
-        m = x.unsqueeze(2)
-        a = m
+        a = x.unsqueeze(2)
+        m = a
+        if self.linked and x.size(0) > 1:
+            # one detector for all channels: per sample, the channel of largest magnitude (signed)
+            loudest = x.abs().argmax(0, keepdim=True)
+            m = x.gather(0, loudest).unsqueeze(2)
         for j, block in enumerate(self.blocks):
             m, a = block.process(m, a, phase, film[j], lo_index, hi_index, weight)
         return a.squeeze(2)
@@ -335,7 +340,7 @@ class StreamingSPTMod(nn.Module):
             raise ValueError("reset takes one control vector of shape (" + str(self.num_controls) + ",)")
         self.num_channels = num_channels
         for block in self.blocks:
-            block.zero_state(num_channels)
+            block.zero_state(self._detector_channels())
         self.phase = 0
         self.pending_input = torch.zeros(num_channels, 0)
         self.output_queue = torch.zeros(num_channels, self.latency_samples)
@@ -343,6 +348,15 @@ class StreamingSPTMod(nn.Module):
         self.forward(torch.zeros(num_channels, self.start_state_samples), controls)
         self.output_queue = torch.zeros(num_channels, self.latency_samples)  # latency samples are silent
         self.start_snapshot = self.get_state()
+
+    @torch.jit.export
+    def set_linked(self, linked: bool, controls: Tensor) -> None:
+        """Linked mode on or off, then reset: linked, the channels share one modulation path."""
+        self.linked = linked
+        self.reset(self.num_channels, controls)
+
+    def _detector_channels(self) -> int:
+        return 1 if self.linked else self.num_channels
 
     @torch.jit.export
     def state_names(self) -> List[str]:
@@ -375,17 +389,17 @@ class StreamingSPTMod(nn.Module):
         phase = int(state[0].item())
         if phase < 0 or phase >= self.pool_size:
             raise ValueError("state 'phase' " + str(phase) + " outside [0, pool_size)")
-        num_channels = state[1].size(0)
-        if num_channels != self.num_channels:
+        num_channels = self.num_channels
+        if state[-1].dim() != 2 or state[-1].size(0) != num_channels:
             raise ValueError(
-                "state is for " + str(num_channels) + " channel(s), the stream has " + str(self.num_channels)
-                + ": reset to that channel count first"
+                "state 'output_queue' must be (" + str(num_channels) + ", samples): the stream has "
+                + str(num_channels) + " channel(s); reset to the snapshot's channel count first"
             )
         no_shape: List[int] = []
         expected: List[List[int]] = [no_shape]
         partial_phase = 0 if self.paper_mode else phase
         for block in self.blocks:
-            for shape in block.state_shapes(num_channels, partial_phase):
+            for shape in block.state_shapes(self._detector_channels(), partial_phase):
                 expected.append(shape)
         expected.append([num_channels, phase if self.paper_mode else 0])
         expected.append([num_channels, self.latency_samples - phase if self.paper_mode else 0])
@@ -401,7 +415,6 @@ class StreamingSPTMod(nn.Module):
 
     def _restore(self, state: List[Tensor]) -> None:
         self.phase = int(state[0].item())
-        self.num_channels = state[1].size(0)
         i = 1
         for block in self.blocks:
             block.set_state([state[i].clone(), state[i + 1].clone(), state[i + 2].clone(),

@@ -158,6 +158,12 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
           py::arg("num_channels") = py::none(),
           "Restart the stream from the start state at the current controls, optionally changing the\n"
           "channel count.")
+      .def_property("linked", &StreamingHost::linked,
+                    [](StreamingHost& host, bool linked) {
+                      py::gil_scoped_release release;
+                      host.set_linked(linked);
+                    },
+                    "Stereo link (one modulation path for all channels); setting it resets the stream.")
       .def("set_control", &StreamingHost::set_control, py::arg("name"), py::arg("value"),
            "Set a control in user units; ValueError for an unknown name or a value outside its range.")
       .def("get_control", &StreamingHost::get_control, py::arg("name"),

@@ -273,6 +273,21 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
   at::from_blob(output, {num_channels, num_frames}, at::TensorOptions().dtype(at::kFloat)).copy_(y);
 }
 
+void StreamingHost::set_linked(bool linked) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  c10::InferenceMode guard;
+  try {
+    module_.get_method("set_linked")({c10::IValue(linked), controls_});
+  } catch (const std::exception& e) {
+    throw std::runtime_error("set_linked failed: " + module_message(e));
+  }
+}
+
+bool StreamingHost::linked() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return module_.attr("linked").toBool();
+}
+
 void StreamingHost::reset() {
   std::lock_guard<std::mutex> lock(mutex_);
   reset_locked(module_.attr("num_channels").toInt());

@@ -46,6 +46,11 @@ class StreamingHost {
   // Throws std::invalid_argument for a wrong channel count, negative frames or null pointers.
   void process(const float* input, float* output, int64_t num_channels, int64_t num_frames);
 
+  // Stereo link: every channel gets the gain and offset of one modulation path, driven per sample
+  // by the channel of largest magnitude. Switching resets the stream.
+  void set_linked(bool linked);
+  bool linked() const;
+
   // Restart the stream from the start state (silence at the current controls).
   void reset();
   // Same, changing the channel count (>= 1).

@@ -105,6 +105,16 @@ class Processor:
         return int(self._host.nonfinite_buffers)
 
     @property
+    def linked(self) -> bool:
+        """Stereo link: all channels share one modulation path (one gain computation), driven per
+        sample by the channel of largest magnitude. Off: each channel has its own state."""
+        return bool(self._host.linked)
+
+    @linked.setter
+    def linked(self, linked: bool) -> None:
+        self._host.linked = bool(linked)  # resets the stream
+
+    @property
     def state_names(self) -> list[str]:
         return list(self._host.state_names)
 
@@ -135,7 +145,9 @@ class Processor:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self._host.control_names:
+        if name == "linked":
+            type(self).linked.fset(self, value)
+        elif name in self._host.control_names:
             self.set_control(name, value)
         else:
             object.__setattr__(self, name, value)

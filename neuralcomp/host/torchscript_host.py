@@ -82,6 +82,15 @@ class TorchScriptHost:
     def nonfinite_buffers(self) -> int:
         return int(self._module.nonfinite_buffers)
 
+    @property
+    def linked(self) -> bool:
+        return bool(self._module.linked)
+
+    @linked.setter
+    def linked(self, linked: bool) -> None:
+        with torch.inference_mode():
+            self._module.set_linked(bool(linked), self._normalised)
+
     def reset(self, num_channels: int | None = None) -> None:
         with torch.inference_mode():
             self._module.reset(self.num_channels if num_channels is None else num_channels, self._normalised)
