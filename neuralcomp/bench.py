@@ -1,59 +1,284 @@
-"""Latency benchmark: per-buffer processing time of an exported model, per backend and buffer size.
+"""Latency report: what a model costs per buffer, per backend, buffer size and sample rate.
 
-A command that prints figures, not a test. Figures are medians and percentiles of one run, single
-thread, after a warm-up; the real-time factor is processing time / audio duration.
+A command that prints and writes figures (JSON, Markdown, PNG), not a test. Every case streams
+noise through a fresh stream, single thread, after a warm-up, and times each buffer: p50 / p99 /
+p99.9 / max, the real-time factor (median time / buffer duration), deadline misses (buffers that
+took longer than their own duration) and the latency a user hears: algorithmic (model plus
+resampling) plus buffering (one buffer).
+
+Backends: "cpp" (the C++ host), "python" (the same TorchScript file from Python) and "eager"
+(the training-time PyTorch module, fed whole pooling frames, as research code would run it).
 """
 
 from __future__ import annotations
 
+import json
+import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from neuralcomp.host.processor import Processor
-
-DEFAULT_BUFFER_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
+DEFAULT_BUFFER_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+DEFAULT_SAMPLE_RATES = (44100, 48000, 96000)
+BACKENDS = ("cpp", "python", "eager")
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchRow:
     backend: str
+    sample_rate: int
     buffer_size: int
     calls: int
     p50_us: float
     p99_us: float
+    p999_us: float
     max_us: float
-    real_time_factor: float  # median time per buffer / buffer duration
+    real_time_factor: float
+    deadline_misses: int
+    algorithmic_latency_samples: int
+    buffering_latency_samples: int
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * (self.algorithmic_latency_samples + self.buffering_latency_samples) / self.sample_rate
 
 
-def bench_processor(processor: Processor, buffer_size: int, seconds: float = 2.0, warmup_calls: int = 20,
-                    seed: int = 0) -> BenchResult:
-    """Stream `seconds` of noise through `processor` in buffers of `buffer_size` and time each call."""
-    rate = processor.sample_rate
-    calls = max(20, int(seconds * rate / buffer_size))
+@dataclass
+class LatencyReport:
+    model: str
+    model_name: str
+    mode: str
+    machine: dict[str, Any]
+    rows: list[BenchRow] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        rows = [dict(asdict(r), latency_ms=r.latency_ms) for r in self.rows]
+        return json.dumps({"model": self.model, "model_name": self.model_name, "mode": self.mode,
+                           "machine": self.machine, "rows": rows}, indent=2)
+
+    def to_markdown(self) -> str:
+        m = self.machine
+        lines = [
+            f"{self.model_name} ({self.mode}); {m['cpu']}, {m['cores']} cores; torch {m['torch']}; "
+            f"C++ host built with {m['cpp_compiler']}; one thread",
+            "",
+            "| backend | rate | buffer | p50 µs | p99 µs | p99.9 µs | max µs | RTF | deadline misses | "
+            "latency samples (algorithmic + buffer) | latency ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.backend} | {r.sample_rate} | {r.buffer_size} | {r.p50_us:.0f} | {r.p99_us:.0f} | "
+                f"{r.p999_us:.0f} | {r.max_us:.0f} | {r.real_time_factor:.3f} | {r.deadline_misses}/{r.calls} | "
+                f"{r.algorithmic_latency_samples} + {r.buffering_latency_samples} | {r.latency_ms:.2f} |"
+            )
+        return "\n".join(lines)
+
+    def plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for backend in sorted({r.backend for r in self.rows}):
+            for rate in sorted({r.sample_rate for r in self.rows}):
+                rows = [r for r in self.rows if r.backend == backend and r.sample_rate == rate]
+                if rows:
+                    ax.plot([r.buffer_size for r in rows], [r.real_time_factor for r in rows], marker="o",
+                            label=f"{backend} @ {rate / 1000:g} kHz")
+        ax.axhline(1.0, color="red", linestyle="--", linewidth=1, label="real time")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("buffer size (samples)")
+        ax.set_ylabel("real-time factor (median time / buffer duration)")
+        ax.set_title(f"{self.model_name} ({self.mode}), one thread")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def machine_info() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from neuralcomp.host import _cpp_host
+
+        compiler = getattr(_cpp_host, "COMPILER", "unknown")
+    except ImportError:
+        compiler = "not built"
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpp_compiler": compiler, "torch_build": _torch_compiler()}
+
+
+def _torch_compiler() -> str:
+    import torch
+
+    for line in torch.__config__.show().splitlines():
+        if "GCC" in line or "clang" in line.lower():
+            return line.strip().lstrip("- ")
+    return "unknown"
+
+
+class _EagerHost:
+    """The training module streamed the way research code runs it: whole pooling frames only,
+    so output is delayed by P - 1 samples. Same interface as the hosts (process, reset, ...)."""
+
+    def __init__(self, path: Path) -> None:
+        import torch
+
+        from neuralcomp.config import SPTModConfig
+        from neuralcomp.host.torchscript_host import load_torchscript
+        from neuralcomp.metadata import parse_metadata
+        from neuralcomp.model.sptmod import SPTMod
+
+        module = load_torchscript(path)
+        meta = parse_metadata(str(module.metadata_json), str(path))
+        self._torch = torch
+        self.model = SPTMod(SPTModConfig.from_dict(meta["model_config"])).eval()
+        self._copy_weights(module)
+        self.sample_rate = int(meta["sample_rate"])
+        self.pool = int(meta["pool_size"])
+        # whole frames only: P - 1 samples of buffering, which also covers paper mode's look-ahead
+        self.latency_samples = self.pool - 1
+        self._controls = torch.tensor([[(c["default"] - c["minimum"]) / (c["maximum"] - c["minimum"])
+                                        for c in meta["controls"]]], dtype=torch.float32)
+        self.reset(1)
+
+    def _copy_weights(self, module: Any) -> None:
+        """Rebuild the training module's weights from the streaming module's buffers."""
+        torch = self._torch
+        with torch.no_grad():
+            for j, block in enumerate(self.model.blocks):
+                streaming = getattr(module.blocks, str(j))  # a loaded ModuleList cannot be iterated
+                block.conv.weight.copy_(streaming.conv_weight_t.t().reshape(block.conv.weight.shape))
+                block.conv.bias.copy_(streaming.conv_bias)
+                block.activation.weight.copy_(streaming.prelu_weight)
+                hidden = block.lstm.hidden_size
+                weight = streaming.lstm_weight_t.t()
+                block.lstm.weight_ih_l0.copy_(weight[:, : weight.shape[1] - hidden])
+                block.lstm.weight_hh_l0.copy_(weight[:, weight.shape[1] - hidden:])
+                block.lstm.bias_ih_l0.copy_(streaming.lstm_bias)
+                block.lstm.bias_hh_l0.zero_()
+                block.projection.weight.copy_(streaming.projection_weight_t.t())
+                block.projection.bias.copy_(streaming.projection_bias)
+                if block.film is not None:
+                    w = list(streaming.film_weights)
+                    mlp = block.film.mlp
+                    for target, source in zip([mlp[0].weight, mlp[0].bias, mlp[1].weight, mlp[2].weight,
+                                               mlp[2].bias, mlp[3].weight, mlp[4].weight, mlp[4].bias], w):
+                        target.copy_(source.t() if source.dim() == 2 else source)
+
+    def reset(self, channels: int | None = None) -> None:
+        torch = self._torch
+        self.channels = channels or self.channels
+        with torch.inference_mode():
+            self.state = self.model.start_state(self._controls.expand(self.channels, -1))
+        self.pending = np.zeros((self.channels, 0), np.float32)
+        self.queue = np.zeros((self.channels, self.pool - 1), np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        buffered = np.concatenate([self.pending, x], axis=1)
+        whole = buffered.shape[1] // self.pool * self.pool
+        self.pending = buffered[:, whole:]
+        if whole:
+            with torch.inference_mode():
+                y, self.state = self.model(torch.from_numpy(buffered[:, None, :whole]),
+                                           self._controls.expand(self.channels, -1), self.state)
+            self.queue = np.concatenate([self.queue, y[:, 0].numpy()], axis=1)
+        out, self.queue = self.queue[:, : x.shape[1]], self.queue[:, x.shape[1]:]
+        return out
+
+
+def _open(path: Path, backend: str) -> Any:
+    """A callable process(block) at `rate`, its reset, and the algorithmic latency at `rate`."""
+    from neuralcomp.host.processor import load
+
+    if backend == "eager":
+        return _EagerHost(path)
+    return load(path, backend=backend)
+
+
+def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, seconds: float = 1.0,
+               warmup_calls: int = 20, seed: int = 0) -> BenchRow:
+    """Stream `seconds` of noise at `sample_rate` in buffers of `buffer_size` and time each call."""
+    import torch
+
+    torch.set_num_threads(1)
+    target = _open(path, backend)
+    if backend == "eager":
+        if sample_rate != target.sample_rate:
+            raise ValueError("the eager backend runs at the model's rate only")
+        target.reset(1)
+        step, latency = target.process, target.latency_samples
+    elif sample_rate == target.sample_rate:
+        host = target._host  # the host call itself, without the Processor's input checks
+        host.reset(1)
+        step, latency = host.process, target.latency_samples
+    else:
+        target.process(np.zeros((1, 0), np.float32), sample_rate)  # reset at this rate
+        step = lambda block: target.process(block, sample_rate, reset=False)  # noqa: E731
+        latency = target.latency_at(sample_rate)
+    calls = max(30, int(seconds * sample_rate / buffer_size))
     rng = np.random.default_rng(seed)
     audio = (0.25 * rng.standard_normal((1, buffer_size * (calls + warmup_calls)))).astype(np.float32)
-    host = processor._host  # time the host call itself, without the Processor's input checks
-    host.reset(1)
-    times = np.empty(calls)
     for i in range(warmup_calls):
-        host.process(audio[:, i * buffer_size:(i + 1) * buffer_size])
+        step(np.ascontiguousarray(audio[:, i * buffer_size:(i + 1) * buffer_size]))
+    times = np.empty(calls)
     for i in range(calls):
         start = (warmup_calls + i) * buffer_size
         block = np.ascontiguousarray(audio[:, start:start + buffer_size])
         t0 = time.perf_counter()
-        host.process(block)
+        step(block)
         times[i] = time.perf_counter() - t0
-    p50, p99 = np.percentile(times, [50, 99])
-    return BenchResult(processor.backend, buffer_size, calls, p50 * 1e6, p99 * 1e6, times.max() * 1e6,
-                       p50 / (buffer_size / rate))
+    duration = buffer_size / sample_rate
+    p50, p99, p999 = np.percentile(times, [50, 99, 99.9])
+    return BenchRow(backend, sample_rate, buffer_size, calls, p50 * 1e6, p99 * 1e6, p999 * 1e6, times.max() * 1e6,
+                    p50 / duration, int((times > duration).sum()), int(latency), buffer_size)
 
 
-def format_table(results: list[BenchResult]) -> str:
-    lines = ["| backend | buffer | calls | p50 µs | p99 µs | max µs | real-time factor |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        lines.append(f"| {r.backend} | {r.buffer_size} | {r.calls} | {r.p50_us:.0f} | {r.p99_us:.0f} | "
-                     f"{r.max_us:.0f} | {r.real_time_factor:.3f} |")
-    return "\n".join(lines)
+def latency_report(path: Path, backends=("cpp", "python", "eager"), buffer_sizes=DEFAULT_BUFFER_SIZES,
+                   sample_rates=DEFAULT_SAMPLE_RATES, seconds: float = 1.0, progress=None) -> LatencyReport:
+    from neuralcomp.host.torchscript_host import load_torchscript
+    from neuralcomp.metadata import parse_metadata
+
+    meta = parse_metadata(str(load_torchscript(path).metadata_json), str(path))
+    report = LatencyReport(str(path), meta["model_config"]["name"], meta["mode"], machine_info())
+    for backend in backends:
+        for rate in sample_rates:
+            if backend == "eager" and rate != meta["sample_rate"]:
+                continue
+            for size in buffer_sizes:
+                row = bench_case(path, backend, rate, size, seconds)
+                report.rows.append(row)
+                if progress:
+                    progress(row)
+    return report
+
+
+def write_report(report: LatencyReport, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "latency.json", out_dir / "latency.md", out_dir / "latency.png"]
+    paths[0].write_text(report.to_json())
+    paths[1].write_text(report.to_markdown() + "\n")
+    report.plot(paths[2])
+    return paths
+
+
+__all__ = ["BenchRow", "LatencyReport", "bench_case", "latency_report", "machine_info", "write_report"]

@@ -33,6 +33,14 @@ def _parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def _parse_backends(text: str) -> list[str]:
+    backends = [b for b in text.split(",") if b]
+    unknown = set(backends) - {"cpp", "python", "eager"}
+    if unknown or not backends:
+        raise argparse.ArgumentTypeError(f"backends are cpp, python, eager; got {text!r}")
+    return backends
+
+
 def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
     import torch
 
@@ -120,27 +128,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from neuralcomp import load
-    from neuralcomp.bench import bench_processor, format_table
+    from neuralcomp.bench import latency_report, write_report
     from neuralcomp.host.processor import cpp_host_available
 
-    backends = ["cpp", "python"] if args.backend == "both" else [args.backend]
+    backends = list(args.backends)
     if "cpp" in backends and not cpp_host_available():
-        if args.backend != "both":
-            raise NeuralcompError("the C++ host is not built: run `make build`")
-        print("note: C++ host not built; timing the Python path only", file=sys.stderr)
+        print("note: C++ host not built (make build); leaving it out", file=sys.stderr)
         backends.remove("cpp")
-    results = []
-    for backend in backends:
-        processor = load(args.model, backend=backend)
-        for size in args.buffers:
-            results.append(bench_processor(processor, size, seconds=args.seconds))
-            r = results[-1]
-            print(f"  {backend:6s} {size:5d}: p50 {r.p50_us:8.1f} us  rtf {r.real_time_factor:.3f}", file=sys.stderr)
-    meta = load(args.model, backend="python").metadata
-    print(f"\n{meta['model_config']['name']} ({meta['mode']}), {meta['sample_rate']} Hz, 1 thread, "
-          f"{args.seconds:g} s of audio per buffer size\n")
-    print(format_table(results))
+
+    def progress(r) -> None:
+        print(f"  {r.backend:6s} {r.sample_rate:6d} Hz {r.buffer_size:5d}: p50 {r.p50_us:8.1f} us  "
+              f"rtf {r.real_time_factor:.3f}  misses {r.deadline_misses}", file=sys.stderr)
+
+    report = latency_report(args.model, backends, args.buffers, args.rates, args.seconds, progress)
+    print(report.to_markdown())
+    if args.out:
+        for path in write_report(report, args.out):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -221,11 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("bench", help="per-buffer latency and real-time factor")
+    p = sub.add_parser("bench", help="latency report: per-buffer time, real-time factor, deadline misses")
     p.add_argument("model", type=Path)
-    p.add_argument("--backend", choices=["both", "cpp", "python"], default="both")
-    p.add_argument("--buffers", type=_parse_sizes, default=[32, 64, 128, 256, 512, 1024, 2048, 4096])
-    p.add_argument("--seconds", type=float, default=2.0, help="audio per buffer size")
+    p.add_argument("--backends", type=_parse_backends, default=["cpp", "python", "eager"],
+                   help="comma-separated: cpp, python, eager (default: all)")
+    p.add_argument("--buffers", type=_parse_sizes, default=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
+    p.add_argument("--rates", type=_parse_sizes, default=[44100, 48000, 96000], help="host sample rates")
+    p.add_argument("--seconds", type=float, default=1.0, help="audio per case")
+    p.add_argument("--out", type=Path, help="write latency.json, latency.md and latency.png here")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("complexity", help="parameters and multiply-adds per sample of a preset")

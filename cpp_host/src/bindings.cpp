@@ -135,6 +135,13 @@ TorchScript path for any buffer partition. Controls are in user units (e.g. dB);
 values raise ValueError. The host runs libtorch with one intra-op thread (process-wide).)doc";
 
   m.attr("SUPPORTED_SCHEMA") = neuralcomp::kSupportedSchema;
+#if defined(__clang__)
+  m.attr("COMPILER") = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  m.attr("COMPILER") = "GCC " __VERSION__;
+#else
+  m.attr("COMPILER") = "unknown";
+#endif
   py::register_exception<neuralcomp::ModelLoadError>(m, "ModelLoadError", PyExc_RuntimeError);
 
   py::class_<StreamingHost>(m, "Host", "A neuralcomp streaming model loaded in the C++ host.")

@@ -1,0 +1,42 @@
+"""The latency report command writes what it promises, and its eager backend is the same model."""
+
+import json
+
+import numpy as np
+
+from neuralcomp.bench import _EagerHost
+from neuralcomp.cli import main
+from tests.conftest import noise
+
+
+def test_eager_backend_is_the_exported_model(model_files):
+    import neuralcomp
+
+    for mode in ["paper", "causal"]:
+        path = model_files("sptmod25", mode, 7)[0]
+        eager = _EagerHost(path)
+        exported = neuralcomp.load(path, backend="python")
+        x = noise(6400, seed=2)
+        y_eager = np.concatenate([eager.process(x[:, i:i + 100]) for i in range(0, 6400, 100)], axis=1)
+        y_exported = exported.process(x, 44100)
+        # eager buffers whole frames: P - 1 samples, which in paper mode is the model's own latency
+        assert eager.latency_samples == 63
+        shift = eager.latency_samples - exported.latency_samples
+        np.testing.assert_allclose(y_eager[:, shift:], y_exported[:, : 6400 - shift], rtol=0, atol=1e-6)
+
+
+def test_bench_writes_json_markdown_and_png(model_files, tmp_path, capsys):
+    path = model_files("sptmod25", "causal", 7)[0]
+    out = tmp_path / "report"
+    assert main(["bench", str(path), "--backends", "python,eager", "--rates", "44100", "--buffers", "64,256",
+                 "--seconds", "0.05", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| python | 44100 | 64 |" in table and "| eager | 44100 | 256 |" in table
+    data = json.loads((out / "latency.json").read_text())
+    assert {r["backend"] for r in data["rows"]} == {"python", "eager"} and len(data["rows"]) == 4
+    row = data["rows"][0]
+    assert row["p50_us"] <= row["p99_us"] <= row["p999_us"] <= row["max_us"]
+    assert row["calls"] >= 30 and 0 <= row["deadline_misses"] <= row["calls"]
+    assert data["machine"]["torch"] and data["machine"]["cores"] >= 1
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "latency.md").read_text().startswith("sptmod25 (causal)")
