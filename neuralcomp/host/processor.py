@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from neuralcomp.errors import AudioInputError, ControlError, ModelFileError, StateError
+from neuralcomp.host.resample import RateAdaptedStream
 from neuralcomp.host.torchscript_host import script_error_message
 from neuralcomp.metadata import parse_metadata
 
@@ -76,6 +77,8 @@ class Processor:
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "backend", "python" if type(host).__name__ == "TorchScriptHost" else "cpp")
         object.__setattr__(self, "metadata", parse_metadata(host.metadata_json, str(path)))
+        object.__setattr__(self, "_stream_rate", int(host.sample_rate))  # the host rate of the stream
+        object.__setattr__(self, "_adapter", None)  # RateAdaptedStream when the stream runs at another rate
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -84,8 +87,17 @@ class Processor:
 
     @property
     def latency_samples(self) -> int:
-        """Algorithmic latency: output sample t + latency answers input sample t (0 when causal)."""
+        """Algorithmic latency at the model's rate: output sample t + latency answers input sample t
+        (0 when causal, P - 1 in paper mode). At another host rate see `latency_at`."""
         return int(self._host.latency_samples)
+
+    def latency_at(self, sample_rate: float) -> int:
+        """Latency in samples at host rate `sample_rate`: the model's, plus the resamplers' delays."""
+        rate = self._check_rate(sample_rate)
+        if rate == self.sample_rate:
+            return self.latency_samples
+        adapter = RateAdaptedStream(lambda x: x, rate, self.sample_rate, 1)
+        return adapter.total_latency_samples(self.latency_samples)
 
     @property
     def control_names(self) -> list[str]:
@@ -162,33 +174,42 @@ class Processor:
     ) -> np.ndarray:
         """Process mono `(samples,)` or `(channels, samples)` audio; returns float32 of the same shape.
 
-        `reset=True` starts from the start state (channels may change); `reset=False` continues the
-        stream, so calling it buffer by buffer equals one call. `buffer_size` splits the call into
-        buffers of that many samples (the output is identical). float64 input is converted to
-        float32. NaN/Inf in a buffer mutes it and resets the state (NonFiniteAudioWarning).
+        `reset=True` starts from the start state (channels and sample rate may change);
+        `reset=False` continues the stream, so calling it buffer by buffer equals one call.
+        `buffer_size` splits the call into buffers of that many samples (the output is identical).
+        At a sample rate other than the model's, audio is resampled in streaming fashion on the way
+        in and out (`latency_at(rate)` includes the resamplers' delay). float64 input is converted
+        to float32. NaN/Inf in a buffer mutes it and resets the state (NonFiniteAudioWarning).
         """
         frames = self._as_channels_first(audio)
-        if float(sample_rate) != float(self.sample_rate):
-            raise AudioInputError(
-                f"audio at {sample_rate} Hz, the model runs at {self.sample_rate} Hz: resample first"
-            )
+        rate = self._check_rate(sample_rate)
         if buffer_size is not None and (int(buffer_size) != buffer_size or buffer_size < 1):
             raise AudioInputError(f"buffer_size must be a positive integer, got {buffer_size!r}")
         channels = frames.shape[0]
         if reset:
             self._host.reset(channels)
+            adapter = None if rate == self.sample_rate else RateAdaptedStream(
+                self._host.process, rate, self.sample_rate, channels)
+            object.__setattr__(self, "_adapter", adapter)
+            object.__setattr__(self, "_stream_rate", rate)
         elif channels != self.num_channels:
             raise AudioInputError(
                 f"audio has {channels} channels but the stream has {self.num_channels}; "
                 "use reset=True to change the channel count"
             )
+        elif rate != self._stream_rate:
+            raise AudioInputError(
+                f"the stream runs at {self._stream_rate} Hz, this audio is at {rate} Hz; "
+                "use reset=True to change the sample rate"
+            )
+        run = self._host.process if self._adapter is None else self._adapter.process
         before = self.nonfinite_buffers
         step = frames.shape[1] if buffer_size is None else int(buffer_size)
         if frames.shape[1] == 0 or step >= frames.shape[1]:
-            out = self._host.process(frames)
+            out = run(frames)
         else:
             out = np.concatenate(
-                [self._host.process(np.ascontiguousarray(frames[:, i : i + step])) for i in range(0, frames.shape[1], step)],
+                [run(np.ascontiguousarray(frames[:, i : i + step])) for i in range(0, frames.shape[1], step)],
                 axis=1,
             )
         muted = self.nonfinite_buffers - before
@@ -201,6 +222,16 @@ class Processor:
         return out[0] if np.ndim(audio) == 1 else out
 
     __call__ = process
+
+    @staticmethod
+    def _check_rate(sample_rate: Any) -> int:
+        try:
+            rate = float(sample_rate)
+        except (TypeError, ValueError) as exc:
+            raise AudioInputError(f"sample rate must be a number of Hz, got {sample_rate!r}") from exc
+        if not rate.is_integer() or not 8000 <= rate <= 384000:
+            raise AudioInputError(f"sample rate must be a whole number of Hz in [8000, 384000], got {sample_rate!r}")
+        return int(rate)
 
     def _as_channels_first(self, audio: Any) -> np.ndarray:
         if not isinstance(audio, np.ndarray):

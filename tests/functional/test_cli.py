@@ -52,10 +52,18 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, wav, exported, capsy
     assert main(["info", str(wav)]) == 2
     assert "TorchScript" in capsys.readouterr().err
     assert main(["export", "-o", str(tmp_path / "x.ts")]) == 2
-    slow = tmp_path / "48k.wav"
-    sf.write(slow, np.zeros(100, np.float32), 48000)
-    assert main(["process", str(exported), str(slow), str(tmp_path / "o.wav")]) == 2
-    assert "48000 Hz" in capsys.readouterr().err
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, np.zeros(100, np.float32), 4000)
+    assert main(["process", str(exported), str(odd), str(tmp_path / "o.wav")]) == 2
+    assert "sample rate" in capsys.readouterr().err
+
+
+def test_process_resamples_other_rates(tmp_path, exported):
+    path = tmp_path / "48k.wav"
+    sf.write(path, noise(9600, seed=3)[0], 48000, subtype="FLOAT")
+    assert main(["process", str(exported), str(path), str(tmp_path / "o.wav"), "--backend", "python"]) == 0
+    audio, rate = sf.read(tmp_path / "o.wav", dtype="float32")
+    assert rate == 48000 and audio.shape == (9600,) and np.abs(audio).max() > 0
 
 
 def test_export_from_checkpoint(tmp_path):

@@ -87,9 +87,12 @@ def test_bad_audio_is_refused_with_a_reason(processor, bad, message):
 
 def test_wrong_sample_rate_and_channel_count(processor):
     x = noise(100, seed=0)
-    with pytest.raises(AudioInputError, match="48000"):
-        processor.process(x, 48000)
+    for bad in [44100.5, 0, "fast", 1e9]:
+        with pytest.raises(AudioInputError, match="sample rate"):
+            processor.process(x, bad)
     processor.process(x, 44100)
+    with pytest.raises(AudioInputError, match="stream runs at 44100 Hz"):
+        processor.process(x, 48000, reset=False)
     with pytest.raises(AudioInputError, match="2 channels"):
         processor.process(noise(100, channels=2), 44100, reset=False)
     with pytest.raises(AudioInputError, match="buffer_size"):
