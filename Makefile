@@ -6,7 +6,7 @@ VENV          := .venv
 PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev
+APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2
 
 .PHONY: setup system-deps venv build demo test bench clean
 
@@ -39,14 +39,15 @@ build: venv system-deps
 demo: setup
 	$(VENV)/bin/neuralcomp demo --out out/demo
 
+# The live tests start their own JACK dummy server (a real audio server with a real clock).
 test: setup
-	NEURALCOMP_REQUIRE_CPP=1 $(PYTHON) -m pytest -q
+	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 $(PYTHON) -m pytest -q
 
 bench: setup
 	$(VENV)/bin/neuralcomp export --untrained --preset sptmod25 --mode causal --controls 7 -o out/bench/sptmod25.ts
 	$(VENV)/bin/neuralcomp export --untrained --preset sptmod24 --mode causal --controls 7 -o out/bench/sptmod24.ts
-	$(VENV)/bin/neuralcomp bench out/bench/sptmod25.ts
-	$(VENV)/bin/neuralcomp bench out/bench/sptmod24.ts
+	$(VENV)/bin/neuralcomp bench out/bench/sptmod25.ts --out out/bench/sptmod25
+	$(VENV)/bin/neuralcomp bench out/bench/sptmod24.ts --out out/bench/sptmod24
 
 clean:
 	rm -rf build out neuralcomp/host/_cpp_host*.so

@@ -1,4 +1,4 @@
-"""`neuralcomp` command line: export, process, info, bench, complexity, demo."""
+"""`neuralcomp` command line: export, process, info, bench, complexity, live, demo."""
 
 from __future__ import annotations
 
@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="sptmod25")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    from neuralcomp.live import add_live_command
+
+    add_live_command(sub)
     return parser
 
 

@@ -71,13 +71,23 @@ std::string format_number(double v) {
   return s.str();
 }
 
+// OpenMP's thread count is per calling thread: set one thread in every thread that runs the model
+// (an audio callback's thread, not only the loader's), once per thread.
+void use_one_thread_here() {
+  thread_local bool done = false;
+  if (!done) {
+    at::set_num_threads(1);
+    done = true;
+  }
+}
+
 }  // namespace
 
 StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : model_path_(model_path) {
   if (num_channels < 1) {
     throw std::invalid_argument("num_channels must be >= 1, got " + std::to_string(num_channels));
   }
-  at::set_num_threads(1);
+  use_one_thread_here();
 
   const std::string quoted = "'" + model_path + "'";
   std::error_code ec;
@@ -204,6 +214,7 @@ StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : 
   rebuild_controls_locked();
   try {
     reset_locked(num_channels);
+    use_one_thread_here();
     c10::InferenceMode guard;
     for (const int64_t frames : kWarmupSizes) {
       module_.forward({at::zeros({static_cast<int64_t>(num_channels), frames}), controls_});
@@ -231,6 +242,7 @@ void StreamingHost::reset_locked(int64_t num_channels) {
   if (num_channels < 1) {
     throw std::invalid_argument("num_channels must be >= 1, got " + std::to_string(num_channels));
   }
+  use_one_thread_here();
   c10::InferenceMode guard;
   try {
     module_.get_method("reset")({c10::IValue(num_channels), controls_});
@@ -255,6 +267,8 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
     throw std::invalid_argument("process: null input or output buffer");
   }
 
+  use_one_thread_here();
+
   c10::InferenceMode guard;
   // no copy: the module reads x and never keeps a view of it in its state
   at::Tensor x = at::from_blob(const_cast<float*>(input), {num_channels, num_frames},
@@ -275,6 +289,7 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
 
 void StreamingHost::set_linked(bool linked) {
   std::lock_guard<std::mutex> lock(mutex_);
+  use_one_thread_here();
   c10::InferenceMode guard;
   try {
     module_.get_method("set_linked")({c10::IValue(linked), controls_});
@@ -365,6 +380,7 @@ std::vector<at::Tensor> StreamingHost::get_state() const {
 
 void StreamingHost::set_state(const std::vector<at::Tensor>& state) {
   std::lock_guard<std::mutex> lock(mutex_);
+  use_one_thread_here();
   c10::InferenceMode guard;
   c10::List<at::Tensor> list;
   list.reserve(state.size());
