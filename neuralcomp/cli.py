@@ -11,16 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralcomp.errors import NeuralcompError
-
-
-def _parse_control(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"controls are NAME=VALUE, got {text!r}")
-    try:
-        return name, float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"control {name!r}: {value!r} is not a number") from exc
+from neuralcomp.live import add_live_command, parse_control
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -217,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--buffer", type=int, default=None, help="host buffer size in samples (default: whole file)")
-    p.add_argument("--control", type=_parse_control, action="append", metavar="NAME=VALUE")
+    p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("info", help="show a model's metadata")
@@ -245,8 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="sptmod25")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
-
-    from neuralcomp.live import add_live_command
 
     add_live_command(sub)
     return parser

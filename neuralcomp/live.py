@@ -669,7 +669,8 @@ class LiveSession:
 
 
 # ---- command line ---------------------------------------------------------------------------------
-def _parse_control(text: str) -> tuple[str, float]:
+def parse_control(text: str) -> tuple[str, float]:
+    """argparse type for NAME=VALUE control settings (shared by the CLI verbs)."""
     name, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"controls are NAME=VALUE, got {text!r}")
@@ -732,7 +733,7 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--blocksize", "-b", type=int, default=DEFAULT_BLOCKSIZE, help="frames per callback (default 256)")
     p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
     p.add_argument("--duration", type=_positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")
-    p.add_argument("--control", type=_parse_control, action="append", metavar="NAME=VALUE")
+    p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
     p.add_argument("--backend", choices=["auto", "cpp", "python"], default="auto")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.set_defaults(func=main_live)
