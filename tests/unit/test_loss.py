@@ -1,0 +1,161 @@
+"""Training loss (DESIGN.md section 7): every term against hand-computed values, silence, errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from auraloss.freq import MultiResolutionSTFTLoss
+
+from neuralcomp.errors import ConfigError
+from neuralcomp.training import CompressorLoss, LossConfig
+
+EPS = 1e-5  # documented eps_esr and eps_eesr
+TINY = LossConfig(stft_windows=(8,), eesr_windows=(8,))  # lets hand-made tensors of 8 samples through
+
+
+def _t(*rows: list[float]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32).unsqueeze(1)
+
+
+def _signals(seed: int = 0, samples: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    target = 0.3 * torch.randn(2, 1, samples, generator=gen)
+    prediction = target + 0.05 * torch.randn(2, 1, samples, generator=gen)
+    return prediction, target
+
+
+def test_defaults_and_exports():
+    cfg = LossConfig()
+    assert (cfg.mae_weight, cfg.esr_weight, cfg.mr_stft_weight, cfg.mr_eesr_weight) == (100, 1, 1, 1)
+    assert cfg.stft_windows == cfg.eesr_windows == (512, 1024, 2048)
+    assert cfg.esr_eps == cfg.eesr_eps == EPS and cfg.min_samples == 2048
+
+
+def test_mae_and_esr_by_hand():
+    target = _t([1, -1, 0.5, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0, 0, 0])
+    prediction = _t([0.5, -1, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 1])
+    _, terms = CompressorLoss(TINY)(prediction, target)
+    # |errors|: item 0: 0.5, 0, 0.5 -> 1.0; item 1: 1, 1 -> 2.0; 16 samples
+    assert terms["mae"].item() == pytest.approx(3.0 / 16)
+    # item 0: (0.25 + 0.25) / (1 + 1 + 0.25 + eps); item 1: (1 + 1) / (4 + eps); mean of the ratios
+    expected_esr = (0.5 / (2.25 + EPS) + 2.0 / (4.0 + EPS)) / 2
+    assert terms["esr"].item() == pytest.approx(expected_esr, rel=1e-6)
+
+
+def test_eesr_constant_levels_exact():
+    target = torch.full((1, 1, 4096), 0.5)
+    prediction = torch.full((1, 1, 4096), 0.25)
+    _, terms = CompressorLoss()(prediction, target)
+    # every window of every resolution: E = 0.25, E_hat = 0.0625
+    assert terms["mr_eesr"].item() == pytest.approx(abs(0.0625 - 0.25) / (0.25 + EPS), rel=1e-6)
+
+
+def test_eesr_energies_differing_per_window():
+    n = 4096
+    target = np.where(np.arange(n) < 1500, 0.5, 0.1).astype(np.float64)
+    prediction = np.full(n, 0.3) * np.linspace(0.5, 1.5, n)
+    per_resolution = []
+    for w in (512, 1024, 2048):
+        hop = w // 4
+        ratios = []
+        for start in range(0, n - w + 1, hop):  # windows that fit, no padding
+            e = np.mean(target[start:start + w] ** 2)
+            e_hat = np.mean(prediction[start:start + w] ** 2)
+            ratios.append(abs(e_hat - e) / (e + EPS))
+        per_resolution.append(np.mean(ratios))
+    expected = np.mean(per_resolution)
+    as_tensor = lambda x: torch.tensor(x, dtype=torch.float32).view(1, 1, n)  # noqa: E731
+    _, terms = CompressorLoss()(as_tensor(prediction), as_tensor(target))
+    assert terms["mr_eesr"].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_silence_both():
+    zeros = torch.zeros(2, 1, 4096)
+    total, terms = CompressorLoss()(zeros, zeros)
+    assert total.item() == 0.0
+    assert all(v.item() == 0.0 for v in terms.values())
+
+
+def test_silent_target_nonsilent_prediction_is_finite_and_positive():
+    prediction, _ = _signals()
+    total, terms = CompressorLoss()(0.03 * prediction, torch.zeros_like(prediction))
+    assert math.isfinite(total.item()) and total.item() > 0
+    for name in ("mae", "esr", "mr_stft", "mr_eesr"):
+        assert math.isfinite(terms[name].item()) and terms[name].item() > 0, name
+    # documented floors: ESR = sum(y_hat^2) / eps per item, EESR = E_hat / eps per window
+    energy = (0.03 * prediction).double().square().sum(dim=(1, 2))
+    assert terms["esr"].item() == pytest.approx((energy / EPS).mean().item(), rel=1e-4)
+
+
+def test_identical_signals_give_zero():
+    _, target = _signals()
+    total, terms = CompressorLoss()(target.clone(), target)
+    assert abs(terms["mr_stft"].item()) < 1e-6
+    assert total.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mr_stft_matches_auraloss_settings_and_grows_with_gain_error():
+    prediction, target = _signals()
+    reference = MultiResolutionSTFTLoss(fft_sizes=[512, 1024, 2048], hop_sizes=[128, 256, 512],
+                                        win_lengths=[512, 1024, 2048], window="hann_window",
+                                        w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0, w_phs=0.0, eps=1e-8)
+    loss = CompressorLoss()
+    _, terms = loss(prediction, target)
+    assert terms["mr_stft"].item() == pytest.approx(reference(prediction, target).item(), rel=1e-6)
+    _, halved = loss(0.5 * prediction, target)
+    assert halved["mr_stft"].item() > terms["mr_stft"].item()
+
+
+def test_total_is_weighted_sum_and_terms_are_detached():
+    prediction, target = _signals()
+    prediction.requires_grad_(True)
+    cfg = LossConfig(mae_weight=3.0, esr_weight=0.5, mr_stft_weight=2.0, mr_eesr_weight=0.25)
+    total, terms = CompressorLoss(cfg)(prediction, target)
+    expected = 3.0 * terms["mae"] + 0.5 * terms["esr"] + 2.0 * terms["mr_stft"] + 0.25 * terms["mr_eesr"]
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert set(terms) == {"mae", "esr", "mr_stft", "mr_eesr", "total"}
+    assert all(not v.requires_grad and v.dim() == 0 for v in terms.values())
+    assert total.dtype == torch.float32
+
+
+def test_gradients_reach_prediction():
+    prediction, target = _signals()
+    prediction.requires_grad_(True)
+    total, _ = CompressorLoss()(prediction, target)
+    total.backward()
+    assert torch.isfinite(prediction.grad).all() and prediction.grad.abs().sum() > 0
+
+
+def test_errors():
+    loss = CompressorLoss()
+    prediction, target = _signals()
+    with pytest.raises(ValueError, match="shapes differ"):
+        loss(prediction[..., :4000], target)
+    with pytest.raises(ValueError, match=r"\(batch, 1, samples\)"):
+        loss(prediction.squeeze(1), target.squeeze(1))
+    bad = prediction.clone()
+    bad[0, 0, 10] = float("nan")
+    with pytest.raises(ValueError, match="prediction contains NaN"):
+        loss(bad, target)
+    with pytest.raises(ValueError, match="target contains NaN"):
+        loss(prediction, bad)
+    with pytest.raises(ValueError, match="2047 samples .* at least 2048"):
+        loss(prediction[..., :2047], target[..., :2047])
+    with pytest.raises(ConfigError):
+        LossConfig(eesr_windows=(510,))
+    with pytest.raises(ConfigError):
+        LossConfig(esr_eps=0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    prediction, target = _signals()
+    loss = CompressorLoss()
+    _, cpu_terms = loss(prediction, target)
+    pred_cuda = prediction.cuda().requires_grad_(True)
+    total, cuda_terms = loss(pred_cuda, target.cuda())
+    total.backward()
+    assert pred_cuda.grad is not None and torch.isfinite(pred_cuda.grad).all()
+    for name, value in cpu_terms.items():
+        assert cuda_terms[name].item() == pytest.approx(value.item(), rel=1e-4), name
