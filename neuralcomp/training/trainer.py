@@ -1,0 +1,283 @@
+"""The TBPTT trainer (paper section 2.4.3, DESIGN.md section 5).
+
+Every batch of long sequences is one TBPTT group of N iterations. Iteration 1 runs the SPN on the
+lookback window (input and target) for the LSTMs' initial states and the processor without
+padding; iterations 2..N carry states and caches over with gradients detached and use cached
+padding; after N iterations everything resets. The loss covers the L output samples only.
+
+Validation: WT (windowed target) processes validation sequences exactly like training; ST
+(streamed target) streams each validation item from its start, never resetting, from the start
+state the exported model uses, which is what users hear. Early stopping watches ST.
+
+Checkpoints hold everything needed to continue bit for bit: weights, optimizer, iteration,
+epoch, batch and TBPTT phase, the carried state inside a group, and the random generators; the
+data order depends on (seed, epoch) only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from neuralcomp.errors import ConfigError, ModelFileError
+from neuralcomp.model.checkpoint import save_model
+from neuralcomp.model.sptmod import BlockState, SPTMod
+from neuralcomp.training.loss import CompressorLoss
+from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
+
+TRAINING_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
+STATE_FORMAT = "neuralcomp-training-state"
+ST_CHUNK_FRAMES = 1024  # ST validation streams items in chunks of this many pooling frames
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """TBPTT hyperparameters (N, B, L) and the optimisation around them."""
+
+    subsequences: int = 1  # N
+    batch_size: int = 16  # B
+    length: int = 16384  # L, a multiple of the pool size
+    optimizer: str = "adam"  # "adam" (the paper) or "adamw"
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.0
+    grad_clip: float | None = None  # max gradient norm, None: no clipping
+    max_iterations: int = 1_000_000
+    patience_iterations: int = 76_800  # early stopping on ST validation
+    validate_every: int | None = None  # iterations; None: at each epoch end
+    checkpoint_every: int = 1000  # iterations
+    use_spn: bool = True
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
+        for name in ("subsequences", "batch_size", "length", "max_iterations", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_preset(cls, name_or_path: str, **overrides: Any) -> "TrainingConfig":
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = TRAINING_PRESETS_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            known = sorted(p.stem for p in TRAINING_PRESETS_DIR.glob("*.json"))
+            raise ConfigError(f"no training preset {name_or_path!r}; available: {', '.join(known)}")
+        data = {**json.loads(path.read_text()), **overrides}
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown training settings {sorted(unknown)} in {path}")
+        return cls(**data)
+
+
+# settings that change what training computes: a resumed run must keep them
+_TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
+                        "grad_clip", "use_spn", "seed")
+
+
+@dataclass
+class _Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    iteration: int = 0
+    epoch: int = 0
+    batch: int = 0  # batch number within the epoch
+    piece: int = 0  # TBPTT phase within the group
+    best_st: float = float("inf")
+    best_iteration: int = 0
+    last_validation: int = 0
+
+
+class Trainer:
+    """Trains an SPTMod on items with TBPTT; `run()` until the iteration cap or early stop."""
+
+    def __init__(self, model: SPTMod, config: TrainingConfig, train_items: list[TrainingItem],
+                 valid_items: list[TrainingItem], out_dir: str | Path, device: str | torch.device = "cpu",
+                 log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.out_dir = Path(out_dir)
+        self.log = log
+        self.loss = CompressorLoss().to(self.device)
+        self.train = TBPTTSequences(train_items, model, config.subsequences, config.batch_size, config.length,
+                                    config.use_spn, config.seed)
+        self.valid_items = valid_items
+        optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.progress = _Progress()
+        self._carried: list[BlockState] | None = None
+        self.validate_every = config.validate_every or self.train.batches_per_epoch * config.subsequences
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train until max_iterations or early stopping; returns the final figures."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        cfg, p = self.config, self.progress
+        started, samples = time.perf_counter(), 0
+        stopped_early = False
+        while p.iteration < cfg.max_iterations:
+            batch = self.train.batch(p.epoch, p.batch)
+            terms, grad_norm = self._iteration(batch, p.piece)
+            samples += cfg.batch_size * cfg.length
+            p.iteration += 1
+            p.piece += 1
+            if p.piece == cfg.subsequences:  # group done: states and caches reset
+                p.piece, self._carried = 0, None
+                p.batch += 1
+                if p.batch == self.train.batches_per_epoch:
+                    p.batch, p.epoch = 0, p.epoch + 1
+            rate = samples / max(time.perf_counter() - started, 1e-9)
+            self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm,
+                          "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": rate,
+                          **{f"train_{k}": v for k, v in terms.items()}})
+            if p.iteration % 50 == 0 or p.iteration == 1:
+                self.log(f"it {p.iteration:7d}  epoch {p.epoch:4d}  loss {terms['total']:.4f}  "
+                         f"grad {grad_norm:.3f}  {rate:,.0f} samples/s")
+            if p.iteration - p.last_validation >= self.validate_every:
+                if self._validate_and_check_patience():
+                    stopped_early = True
+                    break
+            if p.iteration % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+        self.save_checkpoint()
+        return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
+                "stopped_early": stopped_early}
+
+    def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
+        model, cfg = self.model.train(), self.config
+        start, end = self.train.piece_bounds(piece)
+        x = batch.input[..., start:end].to(self.device)
+        y = batch.target[..., start:end].to(self.device)
+        controls = batch.controls.to(self.device)
+        length = cfg.length
+        if piece == 0:  # SPN on the lookback window, processor without padding
+            initial = None
+            if cfg.use_spn and model.spn is not None:
+                lookback = model.spn.lookback_samples
+                window = slice(x.shape[-1] - length - lookback, x.shape[-1] - length)
+                initial = model.spn(x[..., window], y[..., window], controls)
+            prediction, state = model(x[..., x.shape[-1] - model.input_length(length):], controls, None, initial)
+        else:
+            prediction, state = model(x, controls, self._carried)
+        total, terms = self.loss(prediction, y[..., y.shape[-1] - length:])
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
+        self.optimizer.step()
+        self._carried = [s.detached() for s in state]
+        return {k: float(v) for k, v in terms.items()}, float(grad_norm)
+
+    # ---- validation --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """WT and ST validation losses (totals averaged over items)."""
+        model = self.model.eval()
+        st = [self._streamed_loss(item) for item in self.valid_items]
+        wt = []
+        windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, 1, self.config.length,
+                                 self.config.use_spn, self.config.seed) if self.valid_items else None
+        if windows is not None:
+            for number in range(windows.batches_per_epoch):
+                batch, carried = windows.batch(0, number), None
+                for piece in range(self.config.subsequences):
+                    start, end = windows.piece_bounds(piece)
+                    x, y = batch.input[..., start:end].to(self.device), batch.target[..., start:end].to(self.device)
+                    c = batch.controls.to(self.device)
+                    if piece == 0:
+                        initial = None
+                        if self.config.use_spn and model.spn is not None:
+                            lb, n = model.spn.lookback_samples, self.config.length
+                            initial = model.spn(x[..., -n - lb:-n], y[..., -n - lb:-n], c)
+                        pred, carried = model(x[..., x.shape[-1] - model.input_length(self.config.length):], c,
+                                              None, initial)
+                    else:
+                        pred, carried = model(x, c, carried)
+                    wt.append(float(self.loss(pred, y[..., -self.config.length:])[0]))
+        return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(np.mean(wt)) if wt else float("nan")}
+
+    @torch.no_grad()
+    def _streamed_loss(self, item: TrainingItem) -> float:
+        """Loss of one item streamed from the exported model's start state (what users hear)."""
+        model = self.model
+        pool = model.pool_size
+        controls = torch.from_numpy(item.controls[None]).to(self.device)
+        usable = len(item.input) // pool * pool
+        x = torch.from_numpy(item.input[None, None, :usable]).to(self.device)
+        state = model.start_state(controls)
+        outputs = []
+        chunk = ST_CHUNK_FRAMES * pool
+        for start in range(0, usable, chunk):
+            y, state = model(x[..., start:start + chunk], controls, state)
+            outputs.append(y)
+        target = torch.from_numpy(item.target[None, None, :usable]).to(self.device)
+        return float(self.loss(torch.cat(outputs, -1), target)[0])
+
+    def _validate_and_check_patience(self) -> bool:
+        p = self.progress
+        p.last_validation = p.iteration
+        scores = self.validate()
+        self._record({"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"]})
+        self.log(f"validation at it {p.iteration}: ST {scores['st']:.4f}  WT {scores['wt']:.4f}")
+        if scores["st"] < p.best_st:
+            p.best_st, p.best_iteration = scores["st"], p.iteration
+            save_model(self.model, self.out_dir / "best.ckpt",
+                       {"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"],
+                        "training": asdict(self.config)})
+            return False
+        return p.iteration - p.best_iteration >= self.config.patience_iterations
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def _record(self, row: dict[str, Any]) -> None:
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def save_checkpoint(self) -> Path:
+        """Everything needed to continue bit for bit, written atomically to out_dir/last.ckpt."""
+        path = self.out_dir / "last.ckpt"
+        tmp = path.with_name(path.name + ".tmp")
+        carried = None if self._carried is None else [[t.cpu() for t in s.tensors()] for s in self._carried]
+        torch.save({
+            "format": STATE_FORMAT,
+            "model_config": self.model.config.to_dict(),
+            "training_config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": asdict(self.progress),
+            "carried": carried,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Continue from `save_checkpoint`'s file; the trainer must have the same config and data."""
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ModelFileError(f"{path} is not a readable training checkpoint: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ModelFileError(f"{path} is not a neuralcomp training checkpoint")
+        saved, current = data["training_config"], asdict(self.config)
+        differ = [k for k in _TRAJECTORY_SETTINGS if saved.get(k) != current[k]]
+        if differ:  # the iteration cap, patience and checkpoint cadence may change on resume
+            raise ConfigError(f"{path} was written with other training settings: "
+                              + ", ".join(f"{k} {saved.get(k)} != {current[k]}" for k in differ))
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.progress = _Progress(**data["progress"])
+        self._carried = None if data["carried"] is None else [
+            BlockState(*(t.to(self.device) for t in s)) for s in data["carried"]]
+        torch.set_rng_state(data["rng"]["torch"])
+        np.random.set_state(data["rng"]["numpy"])
+        random.setstate(data["rng"]["python"])

@@ -1,0 +1,106 @@
+"""TBPTT: batching, the training loop, exact resumption and ST validation = the exported model."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuralcomp.config import generic_controls, load_preset
+from neuralcomp.errors import ConfigError
+from neuralcomp.model import SPTMod
+from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
+from neuralcomp.training.trainer import Trainer, TrainingConfig
+
+LENGTH = 2048
+
+
+def _items(count: int = 3, samples: int = 40000, seed: int = 0) -> list[TrainingItem]:
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(count):
+        x = (0.3 * rng.standard_normal(samples) * np.repeat(rng.uniform(0.05, 1, samples // 1000 + 1), 1000)[:samples])
+        gain = 1 / (1 + 4 * np.convolve(np.abs(x), np.ones(256) / 256, mode="same"))  # a crude compressor
+        items.append(TrainingItem(x.astype(np.float32), (x * gain).astype(np.float32),
+                                  np.array([i / count, 0.5], np.float32)))
+    return items
+
+
+def _model(seed: int = 0) -> SPTMod:
+    torch.manual_seed(seed)
+    return SPTMod(load_preset("tiny", controls=generic_controls(2)))
+
+
+def test_sequences_follow_the_paper():
+    model = _model()
+    seq = TBPTTSequences(_items(), model, subsequences=3, batch_size=2, length=LENGTH, use_spn=True, seed=1)
+    lookback = model.spn.lookback_samples
+    assert seq.first_length == LENGTH + max(model.plan.extra_input_samples, lookback)
+    assert seq.sequence_length == seq.first_length + 2 * LENGTH
+    starts = [s for i, s in seq.index if i == 0]
+    assert starts == list(range(0, 40000 - seq.sequence_length + 1, 3 * LENGTH))
+    assert [seq.piece_bounds(k) for k in range(3)] == [
+        (0, seq.first_length), (seq.first_length, seq.first_length + LENGTH),
+        (seq.first_length + LENGTH, seq.sequence_length)]
+    a, b = seq.batch(0, 0), seq.batch(0, 0)
+    assert torch.equal(a.input, b.input) and a.input.shape == (2, 1, seq.sequence_length)
+    assert not torch.equal(seq.batch(1, 0).input, a.input)  # shuffled anew each epoch
+    with pytest.raises(ConfigError, match="batch size"):
+        TBPTTSequences(_items(1), model, 3, 64, LENGTH, True, 0)
+
+
+def _config(**changes) -> TrainingConfig:
+    base = dict(subsequences=2, batch_size=2, length=LENGTH, learning_rate=1e-3, max_iterations=7,
+                validate_every=10_000, checkpoint_every=10_000, grad_clip=1.0, seed=3)
+    return TrainingConfig(**{**base, **changes})
+
+
+def test_training_changes_weights_and_logs(tmp_path):
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    spn_before = model.spn.to_state.weight.detach().clone()
+    result = Trainer(model, _config(max_iterations=4), _items(), [], tmp_path, log=lambda s: None).run()
+    assert result["iterations"] == 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not torch.equal(spn_before, model.spn.to_state.weight)  # the SPN is trained through iteration 1
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and "train_mr_eesr" in lines[0] and "grad_norm" in lines[0]
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    """Stop after 3 iterations (inside a TBPTT group, with carried state), resume in a new trainer
+    with a differently initialised model: after 7 iterations the weights equal an uninterrupted run."""
+    torch.set_num_threads(1)
+    items = _items()
+    uninterrupted = _model()
+    Trainer(uninterrupted, _config(), items, [], tmp_path / "a", log=lambda s: None).run()
+
+    first = _model()
+    Trainer(first, _config(max_iterations=3), items, [], tmp_path / "b", log=lambda s: None).run()
+    resumed_model = _model(seed=99)
+    resumed = Trainer(resumed_model, _config(), items, [], tmp_path / "b", log=lambda s: None)
+    resumed.load_checkpoint(tmp_path / "b" / "last.ckpt")
+    assert resumed.progress.iteration == 3 and resumed.progress.piece == 1 and resumed._carried is not None
+    resumed.run()
+    for a, b in zip(uninterrupted.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="other training settings"):
+        Trainer(_model(), _config(learning_rate=0.1), items, [], tmp_path / "c").load_checkpoint(
+            tmp_path / "b" / "last.ckpt")
+
+
+def test_st_validation_is_what_the_exported_model_produces(tmp_path):
+    from export import build_streaming_module
+    from neuralcomp.training.loss import CompressorLoss
+
+    model = _model()
+    item = _items(1, samples=20000)[0]
+    trainer = Trainer(model, _config(), _items(), [item], tmp_path, log=lambda s: None)
+    st = trainer._streamed_loss(item)
+    exported = build_streaming_module(model)
+    usable = len(item.input) // 64 * 64
+    with torch.inference_mode():
+        exported.reset(1, torch.from_numpy(item.controls))
+        y = exported(torch.from_numpy(item.input[None, :usable]), torch.from_numpy(item.controls))
+    loss, _ = CompressorLoss()(y[None], torch.from_numpy(item.target[None, None, :usable]))
+    assert abs(float(loss) - st) <= 1e-5 * max(1.0, abs(st))
+    scores = trainer.validate()
+    assert np.isfinite(scores["st"]) and np.isfinite(scores["wt"])
