@@ -49,6 +49,12 @@ class TrainingConfig:
     learning_rate: float = 5e-4
     weight_decay: float = 0.0
     grad_clip: float | None = None  # max gradient norm, None: no clipping
+    schedule: str = "none"  # "none" (the paper) or "cosine": linear warm-up, then cosine decay
+    warmup_iterations: int = 0
+    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of learning_rate
+    grad_accumulation: int = 1  # optimizer steps every this many iterations
+    ema_decay: float | None = None  # EMA of the weights, used for validation and best.ckpt
+    bf16: bool = True  # bf16 autocast, on CUDA only
     max_iterations: int = 1_000_000
     patience_iterations: int = 76_800  # early stopping on ST validation
     validate_every: int | None = None  # iterations; None: at each epoch end
@@ -60,7 +66,11 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
-        for name in ("subsequences", "batch_size", "length", "max_iterations", "checkpoint_every"):
+        if self.schedule not in ("none", "cosine"):
+            raise ConfigError(f"schedule must be none or cosine, got {self.schedule!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        for name in ("subsequences", "batch_size", "length", "max_iterations", "checkpoint_every", "grad_accumulation"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -81,7 +91,8 @@ class TrainingConfig:
 
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
-                        "grad_clip", "use_spn", "seed")
+                        "grad_clip", "schedule", "warmup_iterations", "min_lr_ratio", "grad_accumulation",
+                        "ema_decay", "bf16", "use_spn", "seed")
 
 
 @dataclass
@@ -114,18 +125,42 @@ class Trainer:
         self.valid_items = valid_items
         optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.ema = None
+        if config.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        self.autocast = self.device.type == "cuda" and config.bf16
         self.progress = _Progress()
         self._carried: list[BlockState] | None = None
         self.validate_every = config.validate_every or self.train.batches_per_epoch * config.subsequences
 
+    def _lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier after `step` optimizer steps: constant, or warm-up then cosine."""
+        cfg = self.config
+        if cfg.schedule == "none":
+            return 1.0
+        if step < cfg.warmup_iterations:
+            return (step + 1) / cfg.warmup_iterations
+        total = max(1, cfg.max_iterations // cfg.grad_accumulation - cfg.warmup_iterations)
+        progress = min(1.0, (step - cfg.warmup_iterations) / total)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress))
+
+    @property
+    def evaluation_model(self) -> SPTMod:
+        """The weights validation and best.ckpt use: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
     # ---- the loop ---------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Train until max_iterations or early stopping; returns the final figures."""
+    def run(self, until: int | None = None) -> dict[str, Any]:
+        """Train until max_iterations or early stopping; returns the final figures. `until` stops
+        earlier, at that iteration, with a checkpoint, as an interrupted run would (tests, smoke runs)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg, p = self.config, self.progress
         started, samples = time.perf_counter(), 0
         stopped_early = False
-        while p.iteration < cfg.max_iterations:
+        while p.iteration < min(cfg.max_iterations, until or cfg.max_iterations):
             batch = self.train.batch(p.epoch, p.batch)
             terms, grad_norm = self._iteration(batch, p.piece)
             samples += cfg.batch_size * cfg.length
@@ -137,7 +172,8 @@ class Trainer:
                 if p.batch == self.train.batches_per_epoch:
                     p.batch, p.epoch = 0, p.epoch + 1
             rate = samples / max(time.perf_counter() - started, 1e-9)
-            self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm,
+            memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
+            self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm, "gpu_memory_mib": memory,
                           "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": rate,
                           **{f"train_{k}": v for k, v in terms.items()}})
             if p.iteration % 50 == 0 or p.iteration == 1:
@@ -153,63 +189,69 @@ class Trainer:
         return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
                 "stopped_early": stopped_early}
 
-    def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
-        model, cfg = self.model.train(), self.config
-        start, end = self.train.piece_bounds(piece)
+    def _forward_piece(self, model: SPTMod, batch, bounds: tuple[int, int], piece: int,
+                       carried: list[BlockState] | None):
+        """One TBPTT piece: (prediction, new state, target) on the L output samples."""
+        start, end = bounds
         x = batch.input[..., start:end].to(self.device)
         y = batch.target[..., start:end].to(self.device)
         controls = batch.controls.to(self.device)
-        length = cfg.length
-        if piece == 0:  # SPN on the lookback window, processor without padding
+        length = self.config.length
+        if piece == 0:  # SPN on the lookback window just before the outputs, processor without padding
             initial = None
-            if cfg.use_spn and model.spn is not None:
-                lookback = model.spn.lookback_samples
-                window = slice(x.shape[-1] - length - lookback, x.shape[-1] - length)
+            if self.config.use_spn and model.spn is not None:
+                window = slice(x.shape[-1] - length - model.spn.lookback_samples, x.shape[-1] - length)
                 initial = model.spn(x[..., window], y[..., window], controls)
             prediction, state = model(x[..., x.shape[-1] - model.input_length(length):], controls, None, initial)
         else:
-            prediction, state = model(x, controls, self._carried)
-        total, terms = self.loss(prediction, y[..., y.shape[-1] - length:])
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
-        self.optimizer.step()
+            prediction, state = model(x, controls, carried)
+        return prediction, state, y[..., y.shape[-1] - length:]
+
+    def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
+        cfg, p = self.config, self.progress
+        self.model.train()
+        first_of_step = p.iteration % cfg.grad_accumulation == 0
+        last_of_step = (p.iteration + 1) % cfg.grad_accumulation == 0
+        if first_of_step:
+            self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            prediction, state, target = self._forward_piece(self.model, batch, self.train.piece_bounds(piece),
+                                                            piece, self._carried)
+            total, terms = self.loss(prediction.float(), target)
+        (total / cfg.grad_accumulation).backward()
+        grad_norm = float("nan")
+        if last_of_step:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf")))
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
         self._carried = [s.detached() for s in state]
-        return {k: float(v) for k, v in terms.items()}, float(grad_norm)
+        return {k: float(v) for k, v in terms.items()}, grad_norm
 
     # ---- validation --------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """WT and ST validation losses (totals averaged over items)."""
-        model = self.model.eval()
+        model = self.evaluation_model.eval()
         st = [self._streamed_loss(item) for item in self.valid_items]
         wt = []
-        windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, 1, self.config.length,
-                                 self.config.use_spn, self.config.seed) if self.valid_items else None
-        if windows is not None:
+        if self.valid_items:
+            windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, 1, self.config.length,
+                                     self.config.use_spn, self.config.seed)
             for number in range(windows.batches_per_epoch):
                 batch, carried = windows.batch(0, number), None
                 for piece in range(self.config.subsequences):
-                    start, end = windows.piece_bounds(piece)
-                    x, y = batch.input[..., start:end].to(self.device), batch.target[..., start:end].to(self.device)
-                    c = batch.controls.to(self.device)
-                    if piece == 0:
-                        initial = None
-                        if self.config.use_spn and model.spn is not None:
-                            lb, n = model.spn.lookback_samples, self.config.length
-                            initial = model.spn(x[..., -n - lb:-n], y[..., -n - lb:-n], c)
-                        pred, carried = model(x[..., x.shape[-1] - model.input_length(self.config.length):], c,
-                                              None, initial)
-                    else:
-                        pred, carried = model(x, c, carried)
-                    wt.append(float(self.loss(pred, y[..., -self.config.length:])[0]))
+                    prediction, carried, target = self._forward_piece(model, batch, windows.piece_bounds(piece),
+                                                                      piece, carried)
+                    wt.append(float(self.loss(prediction, target)[0]))
         return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(np.mean(wt)) if wt else float("nan")}
 
     @torch.no_grad()
     def _streamed_loss(self, item: TrainingItem) -> float:
         """Loss of one item streamed from the exported model's start state (what users hear)."""
-        model = self.model
+        model = self.evaluation_model.eval()
         pool = model.pool_size
         controls = torch.from_numpy(item.controls[None]).to(self.device)
         usable = len(item.input) // pool * pool
@@ -231,7 +273,7 @@ class Trainer:
         self.log(f"validation at it {p.iteration}: ST {scores['st']:.4f}  WT {scores['wt']:.4f}")
         if scores["st"] < p.best_st:
             p.best_st, p.best_iteration = scores["st"], p.iteration
-            save_model(self.model, self.out_dir / "best.ckpt",
+            save_model(self.evaluation_model, self.out_dir / "best.ckpt",
                        {"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"],
                         "training": asdict(self.config)})
             return False
@@ -253,8 +295,12 @@ class Trainer:
             "training_config": asdict(self.config),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "progress": asdict(self.progress),
             "carried": carried,
+            # gradients accumulated so far when stopping inside an accumulation window
+            "grads": [None if q.grad is None else q.grad.cpu() for q in self.model.parameters()],
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }, tmp)
         os.replace(tmp, path)
@@ -275,7 +321,12 @@ class Trainer:
                               + ", ".join(f"{k} {saved.get(k)} != {current[k]}" for k in differ))
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
+        self.scheduler.load_state_dict(data["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(data["ema"])
         self.progress = _Progress(**data["progress"])
+        for parameter, grad in zip(self.model.parameters(), data["grads"]):
+            parameter.grad = None if grad is None else grad.to(self.device)
         self._carried = None if data["carried"] is None else [
             BlockState(*(t.to(self.device) for t in s)) for s in data["carried"]]
         torch.set_rng_state(data["rng"]["torch"])

@@ -65,25 +65,32 @@ def test_training_changes_weights_and_logs(tmp_path):
     assert len(lines) == 4 and "train_mr_eesr" in lines[0] and "grad_norm" in lines[0]
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
-    """Stop after 3 iterations (inside a TBPTT group, with carried state), resume in a new trainer
-    with a differently initialised model: after 7 iterations the weights equal an uninterrupted run."""
+PRACTICE = dict(optimizer="adamw", weight_decay=1e-4, schedule="cosine", warmup_iterations=2, min_lr_ratio=0.1,
+                grad_accumulation=2, ema_decay=0.9)
+
+
+@pytest.mark.parametrize("settings", [{}, PRACTICE], ids=["paper", "practice"])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, settings):
+    """Stop after 3 iterations (inside a TBPTT group, with carried state; mid gradient accumulation),
+    resume in a new trainer with a differently initialised model: after 7 iterations the weights
+    (and the EMA) equal an uninterrupted run."""
     torch.set_num_threads(1)
     items = _items()
-    uninterrupted = _model()
-    Trainer(uninterrupted, _config(), items, [], tmp_path / "a", log=lambda s: None).run()
+    uninterrupted_trainer = Trainer(_model(), _config(**settings), items, [], tmp_path / "a", log=lambda s: None)
+    uninterrupted_trainer.run()
+    uninterrupted = uninterrupted_trainer.evaluation_model
 
     first = _model()
-    Trainer(first, _config(max_iterations=3), items, [], tmp_path / "b", log=lambda s: None).run()
-    resumed_model = _model(seed=99)
-    resumed = Trainer(resumed_model, _config(), items, [], tmp_path / "b", log=lambda s: None)
+    Trainer(first, _config(**settings), items, [], tmp_path / "b", log=lambda s: None).run(until=3)
+    resumed = Trainer(_model(seed=99), _config(**settings), items, [], tmp_path / "b", log=lambda s: None)
     resumed.load_checkpoint(tmp_path / "b" / "last.ckpt")
     assert resumed.progress.iteration == 3 and resumed.progress.piece == 1 and resumed._carried is not None
     resumed.run()
-    for a, b in zip(uninterrupted.state_dict().values(), resumed_model.state_dict().values()):
+    for a, b in zip(uninterrupted.state_dict().values(), resumed.evaluation_model.state_dict().values()):
         assert torch.equal(a, b)
+    assert resumed.optimizer.param_groups[0]["lr"] == uninterrupted_trainer.optimizer.param_groups[0]["lr"]
     with pytest.raises(ConfigError, match="other training settings"):
-        Trainer(_model(), _config(learning_rate=0.1), items, [], tmp_path / "c").load_checkpoint(
+        Trainer(_model(), _config(learning_rate=0.1, **settings), items, [], tmp_path / "c").load_checkpoint(
             tmp_path / "b" / "last.ckpt")
 
 
