@@ -1,4 +1,4 @@
-"""`neuralcomp` command line: export, process, info, bench, complexity, live, demo."""
+"""`neuralcomp` command line: export, process, info, bench, bench-train, complexity, live, demo."""
 
 from __future__ import annotations
 
@@ -139,6 +139,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_settings(text: str) -> list[tuple[int, int, int]]:
+    try:
+        settings = [tuple(int(v) for v in part.split(",")) for part in text.split(";") if part]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"settings are N,B,L;N,B,L..., got {text!r}") from exc
+    if not settings or any(len(s) != 3 or min(s) < 1 for s in settings):
+        raise argparse.ArgumentTypeError(f"settings are N,B,L;N,B,L... with positive integers, got {text!r}")
+    return settings
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model import SPTMod
+    from neuralcomp.training.bench import bench_training, format_rows
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    for preset in args.presets.split(","):
+        for n, b, length in args.settings:
+            torch.manual_seed(0)
+            model = SPTMod(load_preset(preset, controls=generic_controls(args.controls)))
+            rows.append(bench_training(model, n, b, length, device=device, groups=args.groups))
+            r = rows[-1]
+            print(f"  {preset} N={n} B={b} L={length}: {r.seconds_per_iteration:.3f} s/it", file=sys.stderr)
+    print(f"training throughput, {device}, torch threads {torch.get_num_threads()}\n")
+    print(format_rows(rows))
+    return 0
+
+
 def cmd_complexity(args: argparse.Namespace) -> int:
     from neuralcomp.config import generic_controls, load_preset
     from neuralcomp.model.complexity import complexity
@@ -225,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=1.0, help="audio per case")
     p.add_argument("--out", type=Path, help="write latency.json, latency.md and latency.png here")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-train", help="training throughput: seconds per iteration for (N, B, L) settings")
+    p.add_argument("--presets", default="sptmod25,sptmod24")
+    p.add_argument("--settings", type=_parse_settings, default=[(1, 16, 16384), (1, 64, 32768), (3, 64, 32768)],
+                   help="N,B,L;N,B,L... (default: the paper's three)")
+    p.add_argument("--controls", type=int, default=7)
+    p.add_argument("--groups", type=int, default=2, help="timed TBPTT groups per setting (after one warm-up)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=cmd_bench_train)
 
     p = sub.add_parser("complexity", help="parameters and multiply-adds per sample of a preset")
     p.add_argument("--preset", default="sptmod25")

@@ -161,16 +161,8 @@ class Trainer:
         started, samples = time.perf_counter(), 0
         stopped_early = False
         while p.iteration < min(cfg.max_iterations, until or cfg.max_iterations):
-            batch = self.train.batch(p.epoch, p.batch)
-            terms, grad_norm = self._iteration(batch, p.piece)
+            terms, grad_norm = self.train_iteration()
             samples += cfg.batch_size * cfg.length
-            p.iteration += 1
-            p.piece += 1
-            if p.piece == cfg.subsequences:  # group done: states and caches reset
-                p.piece, self._carried = 0, None
-                p.batch += 1
-                if p.batch == self.train.batches_per_epoch:
-                    p.batch, p.epoch = 0, p.epoch + 1
             rate = samples / max(time.perf_counter() - started, 1e-9)
             memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
             self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm, "gpu_memory_mib": memory,
@@ -188,6 +180,20 @@ class Trainer:
         self.save_checkpoint()
         return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
                 "stopped_early": stopped_early}
+
+    def train_iteration(self) -> tuple[dict[str, float], float]:
+        """One TBPTT iteration at the current position, then advance it; returns the loss terms and
+        the gradient norm (nan between optimizer steps when accumulating)."""
+        cfg, p = self.config, self.progress
+        terms, grad_norm = self._iteration(self.train.batch(p.epoch, p.batch), p.piece)
+        p.iteration += 1
+        p.piece += 1
+        if p.piece == cfg.subsequences:  # group done: states and caches reset
+            p.piece, self._carried = 0, None
+            p.batch += 1
+            if p.batch == self.train.batches_per_epoch:
+                p.batch, p.epoch = 0, p.epoch + 1
+        return terms, grad_norm
 
     def _forward_piece(self, model: SPTMod, batch, bounds: tuple[int, int], piece: int,
                        carried: list[BlockState] | None):

@@ -40,3 +40,13 @@ def test_bench_writes_json_markdown_and_png(model_files, tmp_path, capsys):
     assert data["machine"]["torch"] and data["machine"]["cores"] >= 1
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "latency.md").read_text().startswith("sptmod25 (causal)")
+
+
+def test_training_benchmark_reports_each_setting(capsys):
+    assert main(["bench-train", "--presets", "tiny", "--settings", "1,2,2048;2,2,2048", "--groups", "1",
+                 "--controls", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 2 and "| 2 | 2 | 2048 |" in rows[1]
+    seconds = float(rows[1].split("|")[8])
+    assert seconds > 0
