@@ -6,7 +6,7 @@ VENV          := .venv
 PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2
+APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2 zam-plugins
 
 .PHONY: setup system-deps venv build demo test bench clean
 
@@ -41,7 +41,7 @@ demo: setup
 
 # The live tests start their own JACK dummy server (a real audio server with a real clock).
 test: setup
-	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 $(PYTHON) -m pytest -q
+	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 NEURALCOMP_REQUIRE_PLUGINS=1 $(PYTHON) -m pytest -q
 
 bench: setup
 	$(VENV)/bin/neuralcomp export --untrained --preset sptmod25 --mode causal --controls 7 -o out/bench/sptmod25.ts
