@@ -6,7 +6,8 @@ VENV          := .venv
 PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2 zam-plugins
+APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2 zam-plugins \
+                 fretsonfire-songs-muldjord
 
 .PHONY: setup system-deps venv build demo test bench clean
 

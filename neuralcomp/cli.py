@@ -1,4 +1,4 @@
-"""`neuralcomp` command line: export, process, info, bench, bench-train, complexity, live, demo."""
+"""`neuralcomp` command line: dataset, train, export, process, info, bench, bench-train, complexity, live, demo."""
 
 from __future__ import annotations
 
@@ -170,6 +170,86 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_MUSIC_DIR = Path("/usr/share/games/fretsonfire/data/songs")  # Debian: fretsonfire-songs-muldjord
+
+
+def cmd_dataset_build(args: argparse.Namespace) -> int:
+    from neuralcomp.data import dataset as ds
+    from neuralcomp.data.source import SourceConfig
+    from neuralcomp.data.targets import PluginTarget, load_target_preset
+
+    target = PluginTarget(load_target_preset(args.target))
+    if args.sampling == "snapshot":
+        settings = ds.snapshot(target, args.items)
+    elif args.sampling == "grid":
+        steps = round(args.items ** 0.5)
+        settings = ds.grid(target, steps, steps)
+    else:
+        settings = ds.latin_hypercube(target, args.items, seed=args.seed)
+    music = None if args.synthetic_music else (args.music or DEFAULT_MUSIC_DIR)
+    path = ds.build_dataset(args.output, target, settings, SourceConfig(seed=args.seed), music,
+                            allow_synthetic_music=args.synthetic_music, overwrite=args.overwrite)
+    print(f"wrote {path}: {len(settings)} items ({args.sampling}) from {args.target}")
+    return 0
+
+
+def cmd_dataset_import(args: argparse.Namespace) -> int:
+    from neuralcomp.data.captures import import_captures
+
+    path, report = import_captures(args.folder, args.output, overwrite=args.overwrite)
+    print(report.format())
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json as _json
+
+    import torch
+
+    from export import export_model
+    from neuralcomp.config import load_preset
+    from neuralcomp.data.dataset import load_dataset
+    from neuralcomp.model import SPTMod
+    from neuralcomp.model.checkpoint import load_model
+    from neuralcomp.training.data import control_specs, training_items
+    from neuralcomp.training.trainer import Trainer, TrainingConfig
+
+    dataset = load_dataset(args.dataset)
+    splits = dataset.splits()
+    if not 0 <= args.split < len(splits):
+        raise NeuralcompError(f"split {args.split} does not exist; the dataset has {len(splits)}")
+    split = splits[args.split]
+    overrides = {k: v for k, v in {"max_iterations": args.max_iterations, "length": args.length,
+                                   "batch_size": args.batch_size, "subsequences": args.subsequences,
+                                   "validate_every": args.validate_every, "seed": args.seed}.items() if v is not None}
+    config = TrainingConfig.from_preset(args.training, **overrides)
+    torch.manual_seed(config.seed)
+    model = SPTMod(load_preset(args.preset, mode=args.mode, controls=control_specs(dataset)))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = Path(args.out)
+    trainer = Trainer(model, config, training_items(dataset, split.train), training_items(dataset, split.valid),
+                      out, device=device)
+    if args.resume and (out / "last.ckpt").is_file():
+        trainer.load_checkpoint(out / "last.ckpt")
+        print(f"resumed at iteration {trainer.progress.iteration}", file=sys.stderr)
+    result = trainer.run()
+    if not (out / "best.ckpt").is_file():  # no validation ran yet: validate the final weights
+        trainer._validate_and_check_patience()
+    best, extra = load_model(out / "best.ckpt")
+    test_items = training_items(dataset, split.test)
+    tester = Trainer(best, config, training_items(dataset, split.train), test_items, out / "test", device=device,
+                     log=lambda s: None)
+    result["test_st"] = float(sum(tester._streamed_loss(i) for i in test_items) / max(1, len(test_items)))
+    result["valid_st"] = extra.get("valid_st")
+    export_model(best.cpu(), out / "model.ts", {"dataset": str(args.dataset), "split": args.split,
+                                                "training": extra.get("training"), **result})
+    (out / "result.json").write_text(_json.dumps(result, indent=2))
+    print(_json.dumps(result, indent=2))
+    print(f"wrote {out / 'model.ts'}")
+    return 0
+
+
 def cmd_complexity(args: argparse.Namespace) -> int:
     from neuralcomp.config import generic_controls, load_preset
     from neuralcomp.model.complexity import complexity
@@ -256,6 +336,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=1.0, help="audio per case")
     p.add_argument("--out", type=Path, help="write latency.json, latency.md and latency.png here")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("dataset", help="build a dataset from a plugin, or import hardware captures")
+    dsub = p.add_subparsers(dest="dataset_command", required=True)
+    q = dsub.add_parser("build", help="render the source signal through a target plugin")
+    q.add_argument("output", type=Path)
+    q.add_argument("--target", default="zamcomp", help="target preset (presets/targets/NAME.json)")
+    q.add_argument("--sampling", choices=["snapshot", "grid", "lhs"], default="snapshot")
+    q.add_argument("--items", type=int, default=16)
+    q.add_argument("--music", type=Path, help=f"folder of music files (default {DEFAULT_MUSIC_DIR})")
+    q.add_argument("--synthetic-music", action="store_true", help="no real music (tests only)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_dataset_build)
+    q = dsub.add_parser("import", help="import recorded input/output pairs (hardware captures)")
+    q.add_argument("folder", type=Path)
+    q.add_argument("output", type=Path)
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_dataset_import)
+
+    p = sub.add_parser("train", help="train SPTMod with TBPTT on a dataset split, export the best model")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--mode", choices=["causal", "paper"], default="causal")
+    p.add_argument("--training", default="paper", help="training preset (presets/training/NAME.json)")
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--max-iterations", type=int)
+    p.add_argument("--length", type=int, help="L")
+    p.add_argument("--batch-size", type=int, help="B")
+    p.add_argument("--subsequences", type=int, help="N")
+    p.add_argument("--validate-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench-train", help="training throughput: seconds per iteration for (N, B, L) settings")
     p.add_argument("--presets", default="sptmod25,sptmod24")
