@@ -135,16 +135,26 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in MODEL_PRESETS_DIR.glob("*.json"))
 
 
-def load_preset(name_or_path: str, **overrides: Any) -> SPTModConfig:
-    """Load a model preset by name (`presets/models/NAME.json`) or path, applying field overrides."""
+def read_preset_json(name_or_path: str | Path, folder: Path, kind: str,
+                     error: type[Exception] = ConfigError) -> tuple[dict[str, Any], Path]:
+    """A preset's JSON by name (`folder/NAME.json`) or by path; `error` names what is wrong."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = MODEL_PRESETS_DIR / f"{name_or_path}.json"
+        path = folder / f"{name_or_path}.json"
     if not path.is_file():
-        raise ConfigError(f"no model preset {name_or_path!r}; available: {', '.join(available_presets())}")
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
+        raise error(f"no {kind} preset {str(name_or_path)!r}; available: {known}")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"preset {path} is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{kind} preset {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{kind} preset {path} must hold a JSON object")
+    return data, path
+
+
+def load_preset(name_or_path: str, **overrides: Any) -> SPTModConfig:
+    """Load a model preset by name (`presets/models/NAME.json`) or path, applying field overrides."""
+    data, _ = read_preset_json(name_or_path, MODEL_PRESETS_DIR, "model")
     data.update(overrides)
     return SPTModConfig.from_dict(data)

@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from neuralcomp.config import PRESETS_DIR, ControlSpec
+from neuralcomp.config import PRESETS_DIR, ControlSpec, read_preset_json
 from neuralcomp.errors import ConfigError, NeuralcompError
 
 TARGET_PRESETS_DIR = PRESETS_DIR / "targets"
@@ -172,15 +172,7 @@ def available_target_presets() -> list[str]:
 
 def load_target_preset(name_or_path: str | Path = DEFAULT_TARGET) -> TargetPreset:
     """Load ``presets/targets/NAME.json`` by name, or any preset file by path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = TARGET_PRESETS_DIR / f"{name_or_path}.json"
-    if not path.is_file():
-        raise TargetError(f"no target preset {str(name_or_path)!r}; available: {', '.join(available_target_presets())}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TargetError(f"target preset {path} is not valid JSON: {exc}") from exc
+    data, path = read_preset_json(name_or_path, TARGET_PRESETS_DIR, "target", TargetError)
     return TargetPreset.from_dict(data, path=str(path))
 
 

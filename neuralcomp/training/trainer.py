@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuralcomp.config import read_preset_json
 from neuralcomp.errors import ConfigError, ModelFileError
 from neuralcomp.model.checkpoint import save_model
 from neuralcomp.model.sptmod import BlockState, SPTMod
@@ -76,13 +77,8 @@ class TrainingConfig:
 
     @classmethod
     def from_preset(cls, name_or_path: str, **overrides: Any) -> "TrainingConfig":
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = TRAINING_PRESETS_DIR / f"{name_or_path}.json"
-        if not path.is_file():
-            known = sorted(p.stem for p in TRAINING_PRESETS_DIR.glob("*.json"))
-            raise ConfigError(f"no training preset {name_or_path!r}; available: {', '.join(known)}")
-        data = {**json.loads(path.read_text()), **overrides}
+        data, path = read_preset_json(name_or_path, TRAINING_PRESETS_DIR, "training")
+        data.update(overrides)
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown training settings {sorted(unknown)} in {path}")
