@@ -33,7 +33,6 @@ rendering the same item twice gives the same output.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
