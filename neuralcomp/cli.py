@@ -213,7 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralcomp.model import SPTMod
     from neuralcomp.model.checkpoint import load_model
     from neuralcomp.training.data import control_specs, training_items
-    from neuralcomp.training.trainer import Trainer, TrainingConfig
+    from neuralcomp.training.loss import CompressorLoss
+    from neuralcomp.training.trainer import Trainer, TrainingConfig, streamed_loss
 
     dataset = load_dataset(args.dataset)
     splits = dataset.splits()
@@ -238,9 +239,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer._validate_and_check_patience()
     best, extra = load_model(out / "best.ckpt")
     test_items = training_items(dataset, split.test)
-    tester = Trainer(best, config, training_items(dataset, split.train), test_items, out / "test", device=device,
-                     log=lambda s: None)
-    result["test_st"] = float(sum(tester._streamed_loss(i) for i in test_items) / max(1, len(test_items)))
+    loss = CompressorLoss().to(device)
+    best = best.to(device)
+    result["test_st"] = float(sum(streamed_loss(best, i, loss, device) for i in test_items) / max(1, len(test_items)))
     result["valid_st"] = extra.get("valid_st")
     export_model(best.cpu(), out / "model.ts", {"dataset": str(args.dataset), "split": args.split,
                                                 "training": extra.get("training"), **result})

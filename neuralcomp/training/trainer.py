@@ -104,6 +104,25 @@ class _Progress:
     last_validation: int = 0
 
 
+@torch.no_grad()
+def streamed_loss(model: SPTMod, item: TrainingItem, loss: CompressorLoss, device: torch.device | str = "cpu") -> float:
+    """ST loss of one item: streamed from its start, from the exported model's start state, never
+    reset, so it measures what users hear (whole pooling frames; the tail is left out)."""
+    model = model.eval()
+    pool = model.pool_size
+    controls = torch.from_numpy(item.controls[None]).to(device)
+    usable = len(item.input) // pool * pool
+    x = torch.from_numpy(item.input[None, None, :usable]).to(device)
+    state = model.start_state(controls)
+    outputs = []
+    chunk = ST_CHUNK_FRAMES * pool
+    for start in range(0, usable, chunk):
+        y, state = model(x[..., start:start + chunk], controls, state)
+        outputs.append(y)
+    target = torch.from_numpy(item.target[None, None, :usable]).to(device)
+    return float(loss(torch.cat(outputs, -1), target)[0])
+
+
 class Trainer:
     """Trains an SPTMod on items with TBPTT; `run()` until the iteration cap or early stop."""
 
@@ -250,22 +269,8 @@ class Trainer:
                     wt.append(float(self.loss(prediction, target)[0]))
         return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(np.mean(wt)) if wt else float("nan")}
 
-    @torch.no_grad()
     def _streamed_loss(self, item: TrainingItem) -> float:
-        """Loss of one item streamed from the exported model's start state (what users hear)."""
-        model = self.evaluation_model.eval()
-        pool = model.pool_size
-        controls = torch.from_numpy(item.controls[None]).to(self.device)
-        usable = len(item.input) // pool * pool
-        x = torch.from_numpy(item.input[None, None, :usable]).to(self.device)
-        state = model.start_state(controls)
-        outputs = []
-        chunk = ST_CHUNK_FRAMES * pool
-        for start in range(0, usable, chunk):
-            y, state = model(x[..., start:start + chunk], controls, state)
-            outputs.append(y)
-        target = torch.from_numpy(item.target[None, None, :usable]).to(self.device)
-        return float(self.loss(torch.cat(outputs, -1), target)[0])
+        return streamed_loss(self.evaluation_model, item, self.loss, self.device)
 
     def _validate_and_check_patience(self) -> bool:
         p = self.progress
