@@ -207,7 +207,7 @@ class _EagerHost:
 
 
 def _open(path: Path, backend: str) -> Any:
-    """A callable process(block) at `rate`, its reset, and the algorithmic latency at `rate`."""
+    """The object a bench case drives: the eager host, or a Processor on the cpp / python backend."""
     from neuralcomp.host.processor import load
 
     if backend == "eager":

@@ -17,7 +17,6 @@ data order depends on (seed, epoch) only.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -28,8 +27,8 @@ import numpy as np
 import torch
 
 from neuralcomp.config import read_preset_json
-from neuralcomp.errors import ConfigError, ModelFileError
-from neuralcomp.model.checkpoint import save_model
+from neuralcomp.errors import ConfigError
+from neuralcomp.model.checkpoint import read_checkpoint, save_atomically, save_model
 from neuralcomp.model.sptmod import BlockState, SPTMod
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
@@ -293,10 +292,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Everything needed to continue bit for bit, written atomically to out_dir/last.ckpt."""
-        path = self.out_dir / "last.ckpt"
-        tmp = path.with_name(path.name + ".tmp")
         carried = None if self._carried is None else [[t.cpu() for t in s.tensors()] for s in self._carried]
-        torch.save({
+        return save_atomically({
             "format": STATE_FORMAT,
             "model_config": self.model.config.to_dict(),
             "training_config": asdict(self.config),
@@ -309,18 +306,12 @@ class Trainer:
             # gradients accumulated so far when stopping inside an accumulation window
             "grads": [None if q.grad is None else q.grad.cpu() for q in self.model.parameters()],
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        }, tmp)
-        os.replace(tmp, path)
-        return path
+        }, self.out_dir / "last.ckpt")
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Continue from `save_checkpoint`'s file; the trainer must have the same config and data."""
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ModelFileError(f"{path} is not a readable training checkpoint: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-            raise ModelFileError(f"{path} is not a neuralcomp training checkpoint")
+        # weights_only=False: the file holds numpy and python random states (our own file format)
+        data = read_checkpoint(path, STATE_FORMAT, "training checkpoint", weights_only=False)
         saved, current = data["training_config"], asdict(self.config)
         differ = [k for k in _TRAJECTORY_SETTINGS if saved.get(k) != current[k]]
         if differ:  # the iteration cap, patience and checkpoint cadence may change on resume
