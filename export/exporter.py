@@ -49,7 +49,8 @@ def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, stre
         "latency_samples": streaming.latency_samples,
         "start_state": {"silence_samples": start_state_samples(config)},
         "controls": [
-            {"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit}
+            {"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit,
+             "mapping": c.mapping}
             for c in config.controls
         ],
         "state": _state_description(streaming),

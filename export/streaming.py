@@ -191,6 +191,7 @@ class StreamingSPTMod(nn.Module):
     control_minimum: List[float]
     control_maximum: List[float]
     control_default: List[float]
+    control_log_mapping: List[bool]
 
     def __init__(self, model: SPTMod, metadata_json: str, schema_version: int) -> None:
         super().__init__()
@@ -210,6 +211,8 @@ class StreamingSPTMod(nn.Module):
         self.control_minimum = [float(c.minimum) for c in config.controls]
         self.control_maximum = [float(c.maximum) for c in config.controls]
         self.control_default = [float(c.default) for c in config.controls]
+        # hosts turn a user value into the model's [0, 1] with ControlSpec.normalise: log or linear
+        self.control_log_mapping = [c.mapping == "log" for c in config.controls]
         self.start_state_samples = start_state_samples(config)
         self.blocks = nn.ModuleList(_StreamingBlock(block) for block in model.blocks)
         self.register_buffer("interp_weights", interpolation_weights(config.pool_size))

@@ -111,7 +111,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"sample rate  {meta['sample_rate']} Hz; schema {meta['schema_version']}; torch {meta['torch_version']}")
     print(f"backend      {processor.backend}")
     for c in meta["controls"]:
-        print(f"control      {c['name']}: [{c['minimum']}, {c['maximum']}] default {c['default']} {c['unit']}".rstrip())
+        print(f"control      {c['name']}: [{c['minimum']:g}, {c['maximum']:g}] {c['unit']}, default {c['default']:g}, "
+              f"{c.get('mapping', 'linear')} mapping")
     for s in meta["state"]:
         print(f"state        {s['name']}: {s['shape']} {s['dtype']}")
     print(f"provenance   {json.dumps(meta.get('provenance', {}))}")

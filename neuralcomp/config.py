@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,28 +33,48 @@ class SPNConfig:
                 raise ConfigError(f"SPN {name} must be >= 1, got {getattr(self, name)}")
 
 
+CONTROL_MAPPINGS = ("linear", "log")
+
+
 @dataclass(frozen=True)
 class ControlSpec:
-    """One user control: the model sees (value - minimum) / (maximum - minimum) in [0, 1]."""
+    """One user control and how the model sees it in [0, 1]: linear, x = (value - min) / (max - min),
+    or log (ratios, times), x = log(value / min) / log(max / min)."""
 
     name: str
     minimum: float = 0.0
     maximum: float = 1.0
     default: float = 0.5
     unit: str = ""
+    mapping: str = "linear"
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
             raise ConfigError(f"control name {self.name!r} must be a non-empty identifier")
+        if self.mapping not in CONTROL_MAPPINGS:
+            raise ConfigError(f"control {self.name!r}: mapping must be one of {CONTROL_MAPPINGS}, got {self.mapping!r}")
         if not self.maximum > self.minimum:
             raise ConfigError(f"control {self.name!r}: maximum {self.maximum} must exceed minimum {self.minimum}")
+        if self.mapping == "log" and not self.minimum > 0:
+            raise ConfigError(f"control {self.name!r}: a log mapping needs minimum > 0, got {self.minimum}")
         if not self.minimum <= self.default <= self.maximum:
             raise ConfigError(
                 f"control {self.name!r}: default {self.default} outside [{self.minimum}, {self.maximum}]"
             )
 
     def normalise(self, value: float) -> float:
+        """User value -> the model's [0, 1] (the hosts use the same double-precision arithmetic)."""
+        if self.mapping == "log":
+            return math.log(value / self.minimum) / math.log(self.maximum / self.minimum)
         return (value - self.minimum) / (self.maximum - self.minimum)
+
+    def value_at(self, x: float) -> float:
+        """The model's x in [0, 1] -> user value, clamped to the range against rounding at the ends."""
+        if self.mapping == "log":
+            value = self.minimum * (self.maximum / self.minimum) ** x
+        else:
+            value = self.minimum + x * (self.maximum - self.minimum)
+        return float(min(max(value, self.minimum), self.maximum))
 
 
 @dataclass(frozen=True)

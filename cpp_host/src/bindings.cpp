@@ -182,6 +182,7 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
       .def_property_readonly("control_names", &StreamingHost::control_names)
       .def_property_readonly("control_minimum", &StreamingHost::control_minimum)
       .def_property_readonly("control_maximum", &StreamingHost::control_maximum)
+      .def_property_readonly("control_log_mapping", &StreamingHost::control_log_mapping)
       .def_property_readonly("control_default", &StreamingHost::control_default)
       .def_property_readonly("control_values", &StreamingHost::control_values,
                              "Current control values in user units, in control_names order.")

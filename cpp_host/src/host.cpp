@@ -187,8 +187,20 @@ StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : 
   control_minimum_ = float_list_attr("control_minimum");
   control_maximum_ = float_list_attr("control_maximum");
   control_default_ = float_list_attr("control_default");
-
   const size_t n = control_names_.size();
+  // optional: files exported before log mappings existed have all controls linear
+  control_log_mapping_.assign(n, false);
+  if (module_.hasattr("control_log_mapping")) {
+    const c10::IValue v = module_.attr("control_log_mapping");
+    if (!v.isBoolList()) throw bad_type("control_log_mapping", v, "List[bool]");
+    const c10::List<bool> flags = v.toBoolList();
+    if (flags.size() != n) {
+      throw ModelLoadError(quoted + ": control_log_mapping has " + std::to_string(flags.size()) + " entries for " +
+                           std::to_string(n) + " controls");
+    }
+    for (size_t i = 0; i < n; ++i) control_log_mapping_[i] = flags.get(i);
+  }
+
   if (num_controls_ < 0 || static_cast<size_t>(num_controls_) != n || control_minimum_.size() != n ||
       control_maximum_.size() != n || control_default_.size() != n) {
     throw ModelLoadError(quoted + ": inconsistent controls (num_controls " + std::to_string(num_controls_) +
@@ -198,7 +210,7 @@ StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : 
   }
   for (size_t i = 0; i < n; ++i) {
     const double lo = control_minimum_[i], hi = control_maximum_[i], d = control_default_[i];
-    if (!(lo < hi) || !(d >= lo && d <= hi)) {
+    if (!(lo < hi) || !(d >= lo && d <= hi) || (control_log_mapping_[i] && !(lo > 0))) {
       throw ModelLoadError(quoted + ": control '" + control_names_[i] + "' has an invalid range [" +
                            format_number(lo) + ", " + format_number(hi) + "] or default " + format_number(d));
     }
@@ -232,8 +244,8 @@ void StreamingHost::rebuild_controls_locked() {
   float* data = t.data_ptr<float>();
   for (int64_t i = 0; i < num_controls_; ++i) {
     // the same arithmetic as ControlSpec.normalise in Python (double), then rounded to float32
-    const double lo = control_minimum_[i], hi = control_maximum_[i];
-    data[i] = static_cast<float>((control_values_[i] - lo) / (hi - lo));
+    const double lo = control_minimum_[i], hi = control_maximum_[i], v = control_values_[i];
+    data[i] = static_cast<float>(control_log_mapping_[i] ? std::log(v / lo) / std::log(hi / lo) : (v - lo) / (hi - lo));
   }
   controls_ = t;
 }

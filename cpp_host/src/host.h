@@ -64,6 +64,7 @@ class StreamingHost {
   std::vector<double> control_minimum() const { return control_minimum_; }
   std::vector<double> control_maximum() const { return control_maximum_; }
   std::vector<double> control_default() const { return control_default_; }
+  std::vector<bool> control_log_mapping() const { return control_log_mapping_; }
   // Current values in user units, in control_names() order.
   std::vector<double> control_values() const;
 
@@ -107,6 +108,7 @@ class StreamingHost {
   std::vector<double> control_minimum_;
   std::vector<double> control_maximum_;
   std::vector<double> control_default_;
+  std::vector<bool> control_log_mapping_;  // true: normalised = log(v / min) / log(max / min)
 
   std::vector<double> control_values_;  // user units
   at::Tensor controls_;                 // normalised, float32 (num_controls,)

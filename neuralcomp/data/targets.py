@@ -33,7 +33,6 @@ rendering the same item twice gives the same output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,7 +44,6 @@ from neuralcomp.errors import ConfigError, NeuralcompError
 
 TARGET_PRESETS_DIR = PRESETS_DIR / "targets"
 DEFAULT_TARGET = "zamcomp"
-MAPPINGS = ("linear", "log")
 PLUGIN_KINDS = ("vst3", "builtin")
 
 
@@ -66,36 +64,26 @@ class TargetControl:
     mapping: str = "linear"
 
     def __post_init__(self) -> None:
-        if self.mapping not in MAPPINGS:
-            raise TargetError(f"control {self.name!r}: mapping must be one of {MAPPINGS}, got {self.mapping!r}")
-        if self.mapping == "log" and not self.minimum > 0:
-            raise TargetError(f"control {self.name!r}: log mapping needs minimum > 0, got {self.minimum}")
         try:
-            self.spec()  # name, range and default checks
+            self.spec()  # name, mapping, range and default checks
         except ConfigError as exc:
             raise TargetError(str(exc)) from exc
 
     def spec(self) -> ControlSpec:
-        """The neuralcomp ControlSpec (name, range, default, unit) of this control."""
+        """The neuralcomp ControlSpec (name, range, default, unit, mapping) of this control."""
         return ControlSpec(name=self.name, minimum=float(self.minimum), maximum=float(self.maximum),
-                           default=float(self.default), unit=self.unit)
+                           default=float(self.default), unit=self.unit, mapping=self.mapping)
 
     def to_value(self, x: float) -> float:
         """Normalised x in [0, 1] -> value in [minimum, maximum] (raises TargetError outside [0, 1])."""
         x = float(x)
         if not (0.0 <= x <= 1.0):  # also catches NaN
             raise TargetError(f"control {self.name!r}: normalised value {x} is outside [0, 1]")
-        if self.mapping == "linear":
-            value = self.minimum + x * (self.maximum - self.minimum)
-        else:
-            value = self.minimum * (self.maximum / self.minimum) ** x
-        return float(min(max(value, self.minimum), self.maximum))  # guard rounding at the ends
+        return self.spec().value_at(x)
 
     def to_normalised(self, value: float) -> float:
         """Inverse of :meth:`to_value`."""
-        if self.mapping == "linear":
-            return (value - self.minimum) / (self.maximum - self.minimum)
-        return math.log(value / self.minimum) / math.log(self.maximum / self.minimum)
+        return self.spec().normalise(value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "parameter": self.parameter, "minimum": self.minimum, "maximum": self.maximum,

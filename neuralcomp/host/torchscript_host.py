@@ -5,6 +5,7 @@ Mirrors the interface of the C++ `_cpp_host.Host` so `Processor` can use either.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class TorchScriptHost:
         self.control_minimum: list[float] = list(m.control_minimum)
         self.control_maximum: list[float] = list(m.control_maximum)
         self.control_default: list[float] = list(m.control_default)
+        # files exported before log mappings existed have no such attribute: all linear
+        self.control_log_mapping: list[bool] = (list(m.control_log_mapping) if hasattr(m, "control_log_mapping")
+                                                else [False] * len(self.control_names))
         self.latency_samples: int = int(m.latency_samples)
         self.sample_rate: int = int(m.sample_rate)
         self.pool_size: int = int(m.pool_size)
@@ -68,10 +72,8 @@ class TorchScriptHost:
         self.metadata_json: str = str(m.metadata_json)
         self.state_names: list[str] = list(m.state_names())
         self._values = dict(zip(self.control_names, self.control_default))
-        self._normalised = torch.tensor(
-            [(v - lo) / (hi - lo) for v, lo, hi in zip(self.control_default, self.control_minimum, self.control_maximum)],
-            dtype=torch.float32,
-        )
+        self._normalised = torch.tensor([self._normalise(i, v) for i, v in enumerate(self.control_default)],
+                                        dtype=torch.float32)
         self.reset(num_channels)
 
     @property
@@ -103,10 +105,16 @@ class TorchScriptHost:
     def set_control(self, name: str, value: float) -> None:
         i = self.control_names.index(name)
         self._values[name] = float(value)
-        lo, hi = self.control_minimum[i], self.control_maximum[i]
         normalised = self._normalised.clone()
-        normalised[i] = (float(value) - lo) / (hi - lo)
+        normalised[i] = self._normalise(i, float(value))
         self._normalised = normalised
+
+    def _normalise(self, i: int, value: float) -> float:
+        """User value -> the model's [0, 1], as ControlSpec.normalise and the C++ host compute it."""
+        lo, hi = self.control_minimum[i], self.control_maximum[i]
+        if self.control_log_mapping[i]:
+            return math.log(value / lo) / math.log(hi / lo)
+        return (value - lo) / (hi - lo)
 
     def get_control(self, name: str) -> float:
         return self._values[name]

@@ -195,3 +195,32 @@ def test_python_fallback_is_announced(model_files, monkeypatch):
     assert p.backend == "python"
     with pytest.raises(ImportError, match="make build"):
         processor_module.load(model_files("sptmod25", "causal", 0)[0], backend="cpp")
+
+
+def test_log_mapped_controls_reach_the_model_as_their_log_position(tmp_path, backend):
+    """A ratio in 1..20 (log) set to 1 * 20 ** 0.25 drives the model exactly like x = 0.25 fed to the
+    exported module directly; a linear threshold keeps (v - min) / (max - min)."""
+    from export import export_model
+    from neuralcomp.config import ControlSpec, load_preset
+    from neuralcomp.model import SPTMod
+
+    controls = (ControlSpec("threshold", -60.0, 0.0, -30.0, "dB"),
+                ControlSpec("ratio", 1.0, 20.0, 20.0 ** 0.5, ":1", mapping="log"))
+    torch.manual_seed(0)
+    path = export_model(SPTMod(load_preset("tiny", controls=controls)).eval(), tmp_path / "log.ts")
+    processor = neuralcomp.load(path, backend=backend)
+    assert processor.metadata["controls"][1]["mapping"] == "log"
+    x = noise(4000, seed=9)
+    processor.set_control("threshold", -45.0)
+    processor.set_control("ratio", 20.0 ** 0.25)
+    out = processor.process(x, 44100, buffer_size=256)
+
+    module = torch.jit.load(str(path))
+    normalised = torch.tensor([0.25, 0.25], dtype=torch.float32)
+    with torch.inference_mode():
+        module.reset(1, normalised)
+        expected = torch.cat([module(torch.from_numpy(x[:, i:i + 256].copy()), normalised)
+                              for i in range(0, 4000, 256)], dim=1).numpy()
+    assert np.array_equal(out, expected)
+    with pytest.raises(ControlError, match="outside its range"):
+        processor.set_control("ratio", 0.5)
