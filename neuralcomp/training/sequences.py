@@ -39,7 +39,7 @@ class TBPTTSequences:
     """The long sequences of a set of items and their per-epoch batches."""
 
     def __init__(self, items: list[TrainingItem], model: SPTMod, subsequences: int, batch_size: int,
-                 length: int, use_spn: bool, seed: int) -> None:
+                 length: int, use_spn: bool, seed: int, drop_last: bool = True) -> None:
         if subsequences < 1 or batch_size < 1:
             raise ConfigError(f"N and B must be >= 1, got N={subsequences}, B={batch_size}")
         self.items = items
@@ -47,12 +47,13 @@ class TBPTTSequences:
         self.batch_size = batch_size
         self.length = length
         self.seed = seed
+        self.drop_last = drop_last  # training drops the incomplete last batch; validation keeps it
         self.first_length = first_iteration_input_length(model.config, length, use_spn and model.spn is not None)
         self.sequence_length = self.first_length + (subsequences - 1) * length
         step = subsequences * length
         self.index = [(i, start) for i, item in enumerate(items)
                       for start in range(0, len(item.input) - self.sequence_length + 1, step)]
-        if len(self.index) < batch_size:
+        if drop_last and len(self.index) < batch_size:
             raise ConfigError(
                 f"{len(self.index)} sequences of {self.sequence_length} samples in the data, fewer than the "
                 f"batch size {batch_size}: use shorter L, fewer sub-sequences N or a smaller batch"
@@ -60,7 +61,9 @@ class TBPTTSequences:
 
     @property
     def batches_per_epoch(self) -> int:
-        return len(self.index) // self.batch_size  # the incomplete last batch is dropped
+        if self.drop_last:
+            return len(self.index) // self.batch_size
+        return -(-len(self.index) // self.batch_size)
 
     def batch(self, epoch: int, number: int) -> Batch:
         """Batch `number` of `epoch`: the order depends on (seed, epoch) only."""

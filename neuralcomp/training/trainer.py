@@ -104,22 +104,36 @@ class _Progress:
 
 
 @torch.no_grad()
-def streamed_loss(model: SPTMod, item: TrainingItem, loss: CompressorLoss, device: torch.device | str = "cpu") -> float:
-    """ST loss of one item: streamed from its start, from the exported model's start state, never
-    reset, so it measures what users hear (whole pooling frames; the tail is left out)."""
+def streamed_losses(model: SPTMod, items: list[TrainingItem], loss: CompressorLoss,
+                    device: torch.device | str = "cpu") -> list[float]:
+    """ST loss of each item: streamed from its start, from the exported model's start state, never
+    reset, so it measures what users hear (whole pooling frames; the tail is left out). Items of the
+    same length run as one batch."""
     model = model.eval()
     pool = model.pool_size
-    controls = torch.from_numpy(item.controls[None]).to(device)
-    usable = len(item.input) // pool * pool
-    x = torch.from_numpy(item.input[None, None, :usable]).to(device)
-    state = model.start_state(controls)
-    outputs = []
-    chunk = ST_CHUNK_FRAMES * pool
-    for start in range(0, usable, chunk):
-        y, state = model(x[..., start:start + chunk], controls, state)
-        outputs.append(y)
-    target = torch.from_numpy(item.target[None, None, :usable]).to(device)
-    return float(loss(torch.cat(outputs, -1), target)[0])
+    losses: dict[int, float] = {}
+    by_length: dict[int, list[int]] = {}
+    for k, item in enumerate(items):
+        by_length.setdefault(len(item.input) // pool * pool, []).append(k)
+    for usable, members in by_length.items():
+        controls = torch.from_numpy(np.stack([items[k].controls for k in members])).to(device)
+        x = torch.from_numpy(np.stack([items[k].input[:usable] for k in members])[:, None]).to(device)
+        state = model.start_state(controls)
+        outputs = []
+        chunk = ST_CHUNK_FRAMES * pool
+        for start in range(0, usable, chunk):
+            y, state = model(x[..., start:start + chunk], controls, state)
+            outputs.append(y)
+        prediction = torch.cat(outputs, -1)
+        for row, k in enumerate(members):
+            target = torch.from_numpy(items[k].target[None, None, :usable]).to(device)
+            losses[k] = float(loss(prediction[row:row + 1], target)[0])
+    return [losses[k] for k in range(len(items))]
+
+
+def streamed_loss(model: SPTMod, item: TrainingItem, loss: CompressorLoss, device: torch.device | str = "cpu") -> float:
+    """ST loss of one item (see streamed_losses)."""
+    return streamed_losses(model, [item], loss, device)[0]
 
 
 class Trainer:
@@ -255,21 +269,19 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """WT and ST validation losses (totals averaged over items)."""
         model = self.evaluation_model.eval()
-        st = [self._streamed_loss(item) for item in self.valid_items]
+        st = streamed_losses(model, self.valid_items, self.loss, self.device)
         wt = []
         if self.valid_items:
-            windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, 1, self.config.length,
-                                     self.config.use_spn, self.config.seed)
+            windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, self.config.batch_size,
+                                     self.config.length, self.config.use_spn, self.config.seed, drop_last=False)
             for number in range(windows.batches_per_epoch):
                 batch, carried = windows.batch(0, number), None
                 for piece in range(self.config.subsequences):
                     prediction, carried, target = self._forward_piece(model, batch, windows.piece_bounds(piece),
                                                                       piece, carried)
-                    wt.append(float(self.loss(prediction, target)[0]))
-        return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(np.mean(wt)) if wt else float("nan")}
-
-    def _streamed_loss(self, item: TrainingItem) -> float:
-        return streamed_loss(self.evaluation_model, item, self.loss, self.device)
+                    wt.append((float(self.loss(prediction, target)[0]), prediction.shape[0]))
+        wt_mean = sum(v * n for v, n in wt) / sum(n for _, n in wt) if wt else float("nan")  # per window
+        return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(wt_mean)}
 
     def _validate_and_check_patience(self) -> bool:
         p = self.progress

@@ -101,7 +101,8 @@ def test_st_validation_is_what_the_exported_model_produces(tmp_path):
     model = _model()
     item = _items(1, samples=20000)[0]
     trainer = Trainer(model, _config(), _items(), [item], tmp_path, log=lambda s: None)
-    st = trainer._streamed_loss(item)
+    scores = trainer.validate()
+    st = scores["st"]
     exported = build_streaming_module(model)
     usable = len(item.input) // 64 * 64
     with torch.inference_mode():
@@ -109,5 +110,4 @@ def test_st_validation_is_what_the_exported_model_produces(tmp_path):
         y = exported(torch.from_numpy(item.input[None, :usable]), torch.from_numpy(item.controls))
     loss, _ = CompressorLoss()(y[None], torch.from_numpy(item.target[None, None, :usable]))
     assert abs(float(loss) - st) <= 1e-5 * max(1.0, abs(st))
-    scores = trainer.validate()
     assert np.isfinite(scores["st"]) and np.isfinite(scores["wt"])
