@@ -204,51 +204,19 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import json as _json
+    from neuralcomp.training.run import train_and_export
+    from neuralcomp.training.trainer import TrainingConfig
 
-    import torch
-
-    from export import export_model
-    from neuralcomp.config import load_preset
-    from neuralcomp.data.dataset import load_dataset
-    from neuralcomp.model import SPTMod
-    from neuralcomp.model.checkpoint import load_model
-    from neuralcomp.training.data import control_specs, training_items
-    from neuralcomp.training.loss import CompressorLoss
-    from neuralcomp.training.trainer import Trainer, TrainingConfig, streamed_loss
-
-    dataset = load_dataset(args.dataset)
-    splits = dataset.splits()
-    if not 0 <= args.split < len(splits):
-        raise NeuralcompError(f"split {args.split} does not exist; the dataset has {len(splits)}")
-    split = splits[args.split]
     overrides = {k: v for k, v in {"max_iterations": args.max_iterations, "length": args.length,
                                    "batch_size": args.batch_size, "subsequences": args.subsequences,
-                                   "validate_every": args.validate_every, "seed": args.seed}.items() if v is not None}
+                                   "validate_every": args.validate_every, "checkpoint_every": args.checkpoint_every,
+                                   "seed": args.seed}.items() if v is not None}
     config = TrainingConfig.from_preset(args.training, **overrides)
-    torch.manual_seed(config.seed)
-    model = SPTMod(load_preset(args.preset, mode=args.mode, controls=control_specs(dataset)))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(args.out)
-    trainer = Trainer(model, config, training_items(dataset, split.train), training_items(dataset, split.valid),
-                      out, device=device)
-    if args.resume and (out / "last.ckpt").is_file():
-        trainer.load_checkpoint(out / "last.ckpt")
-        print(f"resumed at iteration {trainer.progress.iteration}", file=sys.stderr)
-    result = trainer.run()
-    if not (out / "best.ckpt").is_file():  # no validation ran yet: validate the final weights
-        trainer._validate_and_check_patience()
-    best, extra = load_model(out / "best.ckpt")
-    test_items = training_items(dataset, split.test)
-    loss = CompressorLoss().to(device)
-    best = best.to(device)
-    result["test_st"] = float(sum(streamed_loss(best, i, loss, device) for i in test_items) / max(1, len(test_items)))
-    result["valid_st"] = extra.get("valid_st")
-    export_model(best.cpu(), out / "model.ts", {"dataset": str(args.dataset), "split": args.split,
-                                                "training": extra.get("training"), **result})
-    (out / "result.json").write_text(_json.dumps(result, indent=2))
-    print(_json.dumps(result, indent=2))
-    print(f"wrote {out / 'model.ts'}")
+    result = train_and_export(args.dataset, args.out, config, args.preset, args.mode, args.split, args.device,
+                              args.resume, log=lambda line: print(line, file=sys.stderr),
+                              progress_bar=not args.no_progress and sys.stderr.isatty())
+    print(json.dumps(result.to_dict(), indent=2))
+    print(f"wrote {result.model_path}; TensorBoard logs in {Path(args.out) / 'tensorboard'}")
     return 0
 
 
@@ -369,9 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="B")
     p.add_argument("--subsequences", type=int, help="N")
     p.add_argument("--validate-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench-train", help="training throughput: seconds per iteration for (N, B, L) settings")

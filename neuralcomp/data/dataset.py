@@ -58,6 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from neuralcomp.config import ControlSpec
 from neuralcomp.data.source import SourceConfig, make_source
 from neuralcomp.errors import NeuralcompError
 
@@ -402,6 +403,13 @@ class Dataset:
     @property
     def control_specs(self) -> list[dict[str, Any]]:
         return self.manifest["controls"]
+
+    @property
+    def controls(self) -> tuple[ControlSpec, ...]:
+        """The controls as ControlSpecs: user range, unit, and the mapping the target used."""
+        return tuple(ControlSpec(c["name"], float(c["minimum"]), float(c["maximum"]), float(c["default"]),
+                                 str(c.get("unit", "")), str(c.get("mapping", "linear")))
+                     for c in self.control_specs)
 
     def splits(self) -> list[Split]:
         return load_splits(self.path)

@@ -141,7 +141,7 @@ class Trainer:
 
     def __init__(self, model: SPTMod, config: TrainingConfig, train_items: list[TrainingItem],
                  valid_items: list[TrainingItem], out_dir: str | Path, device: str | torch.device = "cpu",
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, progress_bar: bool = False) -> None:
         self.config = config
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -161,7 +161,9 @@ class Trainer:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
         self.autocast = self.device.type == "cuda" and config.bf16
         self.progress = _Progress()
+        self.progress_bar = progress_bar
         self._carried: list[BlockState] | None = None
+        self._tensorboard = None  # a SummaryWriter while run() runs
         self.validate_every = config.validate_every or self.train.batches_per_epoch * config.subsequences
 
     def _lr_factor(self, step: int) -> float:
@@ -184,28 +186,47 @@ class Trainer:
     def run(self, until: int | None = None) -> dict[str, Any]:
         """Train until max_iterations or early stopping; returns the final figures. `until` stops
         earlier, at that iteration, with a checkpoint, as an interrupted run would (tests, smoke runs)."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         cfg, p = self.config, self.progress
+        stop_at = min(cfg.max_iterations, until or cfg.max_iterations)
+        # purge_step: a resumed run drops events a killed run logged after its last checkpoint
+        self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=p.iteration or None)
+        bar = tqdm(total=stop_at, initial=p.iteration, unit="it", disable=not self.progress_bar, dynamic_ncols=True)
+        log = self.log
+        if self.progress_bar:
+            self.log = bar.write  # lines go above the bar
         started, samples = time.perf_counter(), 0
         stopped_early = False
-        while p.iteration < min(cfg.max_iterations, until or cfg.max_iterations):
-            terms, grad_norm = self.train_iteration()
-            samples += cfg.batch_size * cfg.length
-            rate = samples / max(time.perf_counter() - started, 1e-9)
-            memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
-            self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm, "gpu_memory_mib": memory,
-                          "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": rate,
-                          **{f"train_{k}": v for k, v in terms.items()}})
-            if p.iteration % 50 == 0 or p.iteration == 1:
-                self.log(f"it {p.iteration:7d}  epoch {p.epoch:4d}  loss {terms['total']:.4f}  "
-                         f"grad {grad_norm:.3f}  {rate:,.0f} samples/s")
-            if p.iteration - p.last_validation >= self.validate_every:
-                if self._validate_and_check_patience():
-                    stopped_early = True
-                    break
-            if p.iteration % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
-        self.save_checkpoint()
+        try:
+            while p.iteration < stop_at:
+                terms, grad_norm = self.train_iteration()
+                samples += cfg.batch_size * cfg.length
+                rate = samples / max(time.perf_counter() - started, 1e-9)
+                memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
+                self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm,
+                              "gpu_memory_mib": memory, "lr": self.optimizer.param_groups[0]["lr"],
+                              "samples_per_s": rate, **{f"train_{k}": v for k, v in terms.items()}})
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['total']:.4f}", best_st=f"{p.best_st:.4f}", rate=f"{rate:,.0f}/s",
+                                refresh=False)
+                if not self.progress_bar and (p.iteration % 50 == 0 or p.iteration == 1):
+                    self.log(f"it {p.iteration:7d}  epoch {p.epoch:4d}  loss {terms['total']:.4f}  "
+                             f"grad {grad_norm:.3f}  {rate:,.0f} samples/s")
+                if p.iteration - p.last_validation >= self.validate_every:
+                    if self.validate_and_check_patience():
+                        stopped_early = True
+                        break
+                if p.iteration % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+            self.save_checkpoint()
+        finally:
+            bar.close()
+            self.log = log
+            self._tensorboard.close()
+            self._tensorboard = None
         return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
                 "stopped_early": stopped_early}
 
@@ -283,7 +304,7 @@ class Trainer:
         wt_mean = sum(v * n for v, n in wt) / sum(n for _, n in wt) if wt else float("nan")  # per window
         return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(wt_mean)}
 
-    def _validate_and_check_patience(self) -> bool:
+    def validate_and_check_patience(self) -> bool:
         p = self.progress
         p.last_validation = p.iteration
         scores = self.validate()
@@ -299,8 +320,23 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def _record(self, row: dict[str, Any]) -> None:
+        """One row of metrics.jsonl, and every figure in it as a TensorBoard scalar when running."""
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self._tensorboard is not None:
+            for name, value in row.items():
+                if name not in ("iteration", "epoch") and np.isfinite(value):
+                    group, _, rest = name.partition("_")
+                    tag = f"{group}/{rest}" if group in ("train", "valid") else f"progress/{name}"
+                    self._tensorboard.add_scalar(tag, value, row["iteration"])
+
+    def _forget_metrics_after(self, iteration: int) -> None:
+        """Drop metrics.jsonl rows a killed run wrote after its last checkpoint (resume replays them)."""
+        path = self.out_dir / "metrics.jsonl"
+        if path.is_file():
+            rows = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["iteration"] <= iteration]
+            path.write_text("".join(row + "\n" for row in rows))
 
     def save_checkpoint(self) -> Path:
         """Everything needed to continue bit for bit, written atomically to out_dir/last.ckpt."""
@@ -335,6 +371,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(data["ema"])
         self.progress = _Progress(**data["progress"])
+        self._forget_metrics_after(self.progress.iteration)
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
         self._carried = None if data["carried"] is None else [
