@@ -171,12 +171,9 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_MUSIC_DIR = Path("/usr/share/games/fretsonfire/data/songs")  # Debian: fretsonfire-songs-muldjord
-
-
 def cmd_dataset_build(args: argparse.Namespace) -> int:
     from neuralcomp.data import dataset as ds
-    from neuralcomp.data.source import SourceConfig
+    from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig
     from neuralcomp.data.targets import PluginTarget, load_target_preset
 
     target = PluginTarget(load_target_preset(args.target))
@@ -238,32 +235,20 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Main job until training lands: export an untrained model, stream a test signal through the
-    host in 64-sample buffers, prove it equals one call, and time it."""
-    import soundfile as sf
+    from neuralcomp.demo import DemoConfig, run_demo
 
-    from export import export_model
-    from neuralcomp import load
-    from neuralcomp.data.signals import compressor_test_signal
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = _build_untrained(args.preset, "causal", 7, args.seed)
-    path = export_model(model, out / f"{args.preset}_untrained.ts", {"untrained": True, "preset": args.preset})
-    processor = load(path)
-    signal = compressor_test_signal(seconds=4.0, sample_rate=processor.sample_rate, seed=args.seed)
-    whole = processor.process(signal, processor.sample_rate)
-    start = time.perf_counter()
-    streamed = processor.process(signal, processor.sample_rate, buffer_size=64)
-    elapsed = time.perf_counter() - start
-    sf.write(out / "input.wav", signal, processor.sample_rate, subtype="FLOAT")
-    sf.write(out / "output.wav", streamed, processor.sample_rate, subtype="FLOAT")
-    identical = np.array_equal(whole, streamed)
-    print(f"exported {path}; backend {processor.backend}")
-    print(f"streamed {len(signal) / processor.sample_rate:.1f} s in 64-sample buffers: real-time factor "
-          f"{elapsed / (len(signal) / processor.sample_rate):.3f}; bitwise equal to one call: {identical}")
-    print(f"wrote {out / 'input.wav'} and {out / 'output.wav'}")
-    return 0 if identical else 1
+    overrides = {"max_iterations": args.max_iterations} if args.max_iterations else {}
+    config = DemoConfig(training_overrides=overrides, device=args.device)
+    report = run_demo(args.out, config, log=lambda line: print(line, file=sys.stderr),
+                      progress_bar=sys.stderr.isatty())
+    print(f"held-out ({len(report['items'])} items, streamed through the {report['backend']} host):")
+    for name, aim in report["aims"].items():
+        print(f"  {name:24s} {report[name]:.4f}  (aim < {aim['aim']}: {'reached' if aim['reached'] else 'not reached'})")
+    print("  loss terms: " + ", ".join(f"{k} {v:.4f}" for k, v in report["loss_terms"].items()))
+    print(f"  streamed in {report['buffer_size']}-sample buffers == one offline call: {report['streamed_equals_offline']}")
+    print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["seconds"].items()))
+    print(f"wrote {Path(args.out) / 'report.json'}, plots and held-out audio in {args.out}")
+    return 0 if report["streamed_equals_offline"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--target", default="zamcomp", help="target preset (presets/targets/NAME.json)")
     q.add_argument("--sampling", choices=["snapshot", "grid", "lhs"], default="snapshot")
     q.add_argument("--items", type=int, default=16)
-    q.add_argument("--music", type=Path, help=f"folder of music files (default {DEFAULT_MUSIC_DIR})")
+    q.add_argument("--music", type=Path, help="folder of music files (default: Debian's fretsonfire songs)")
     q.add_argument("--synthetic-music", action="store_true", help="no real music (tests only)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true")
@@ -358,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", type=int, default=7)
     p.set_defaults(func=cmd_complexity)
 
-    p = sub.add_parser("demo", help="the main job on built-in defaults")
+    p = sub.add_parser("demo", help="the main job: ZamComp -> dataset -> TBPTT training -> export -> held-out report")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
-    p.add_argument("--preset", default="sptmod25")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iterations", type=int, help="shorter or longer training than the demo preset")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_demo)
 
     add_live_command(sub)

@@ -70,8 +70,9 @@ def static_curve(input: np.ndarray, output: np.ndarray, source: SourceConfig,
         if level == source.tone_separator_db:
             continue
         settled = slice(tone_start + end - round((end - start) * STATIC_SETTLE_FRACTION), tone_start + end)
-        levels_in.append(_window_rms_db(input[settled], end - start)[0] + _SINE_PEAK_OVER_RMS_DB)
-        levels_out.append(_window_rms_db(output[settled], end - start)[0] + _SINE_PEAK_OVER_RMS_DB)
+        n = settled.stop - settled.start
+        levels_in.append(_window_rms_db(input[settled], n)[0] + _SINE_PEAK_OVER_RMS_DB)
+        levels_out.append(_window_rms_db(output[settled], n)[0] + _SINE_PEAK_OVER_RMS_DB)
     return np.array(levels_in), np.array(levels_out)
 
 

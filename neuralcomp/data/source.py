@@ -62,6 +62,9 @@ import soundfile as sf
 from neuralcomp.errors import ConfigError, NeuralcompError
 
 
+DEFAULT_MUSIC_DIR = Path("/usr/share/games/fretsonfire/data/songs")  # Debian: fretsonfire-songs-muldjord
+
+
 class NoMusicError(NeuralcompError):
     """The music folder is missing or holds no usable audio (or no folder was given)."""
 
