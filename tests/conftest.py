@@ -6,6 +6,7 @@ Set NEURALCOMP_REQUIRE_CPP=1 (CI does) to make a missing C++ host a failure inst
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -67,3 +68,40 @@ def noise(samples: int, channels: int = 1, seed: int = 0, level: float = 0.3) ->
     rng = np.random.default_rng(seed)
     envelope = np.repeat(rng.uniform(0.05, 1.0, size=samples // 512 + 1), 512)[:samples]
     return (level * envelope * rng.standard_normal((channels, samples))).astype(np.float32)
+
+
+def _jack_unavailable(reason: str):
+    if os.environ.get("NEURALCOMP_REQUIRE_JACK") == "1":
+        pytest.fail(f"NEURALCOMP_REQUIRE_JACK=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def jack():
+    """A private JACK dummy server (tests/jack.py), with `.device` = its PortAudio device index."""
+    from tests.jack import BLOCK, RATE, JackUnavailable, jack_installed, start_jack_server
+
+    if "sounddevice" in sys.modules:
+        pytest.fail(
+            "sounddevice was imported before the JACK test server started, so PortAudio cannot see the "
+            "server: import sounddevice inside functions only (tests and neuralcomp alike)"
+        )
+    if not jack_installed():
+        _jack_unavailable("jackd is not installed (apt-get install jackd2)")
+    try:
+        server = start_jack_server(rate=RATE, period=BLOCK)
+    except JackUnavailable as exc:
+        _jack_unavailable(str(exc))
+    try:
+        try:
+            import sounddevice as sd
+        except OSError as exc:
+            _jack_unavailable(f"PortAudio is missing ({exc}; apt-get install libportaudio2)")
+        apis = sd.query_hostapis()
+        devices = [d for d in sd.query_devices() if apis[d["hostapi"]]["name"].startswith("JACK")]
+        if not devices:
+            pytest.fail(f"PortAudio does not see the JACK server {server.name}: {sd.query_devices()}")
+        server.device = devices[0]["index"]
+        yield server
+    finally:
+        server.stop()

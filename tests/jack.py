@@ -17,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+RATE = 44100  # the test server's rate and period
+BLOCK = 256
 _ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER", "JACK_NO_AUDIO_RESERVATION")
 
 

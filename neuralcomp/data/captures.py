@@ -39,11 +39,12 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
 
+from neuralcomp.config import ControlSpec
 from neuralcomp.data.dataset import (FORMAT, FORMAT_VERSION, SPLITS, DatasetWriter, _json_float, _now,
                                      peak_db, remove_dc, splits_document)
 from neuralcomp.errors import NeuralcompError
@@ -238,6 +239,16 @@ class ImportReport:
 
 # ------------------------------------------------------------------------------------------ import
 
+def _control_entries(names: list[str], controls: Sequence[ControlSpec] | None) -> list[dict[str, Any]]:
+    if controls is None:
+        return [{"name": n, "minimum": 0.0, "maximum": 1.0, "default": 0.5, "unit": "", "mapping": "linear",
+                 "parameter": n} for n in names]
+    if [c.name for c in controls] != names:
+        raise CaptureError(f"control specs {[c.name for c in controls]} do not match the captures' controls {names}")
+    return [{"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit,
+             "mapping": c.mapping, "parameter": c.name} for c in controls]
+
+
 def _read_mono(path: Path) -> tuple[np.ndarray, int, int]:
     try:
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
@@ -251,8 +262,10 @@ def import_captures(folder: str | Path, out_dir: str | Path,
                     controls_from_name: Callable[[str], Any] | None = None,
                     max_lag_ms: float = DEFAULT_MAX_LAG_MS, knob_max: float = DEFAULT_KNOB_MAX,
                     n_splits: int = 10, split_seed: int = 0, overwrite: bool = False,
-                    progress: Callable[[CaptureItemReport], None] | None = None) -> tuple[Path, ImportReport]:
-    """Pair, parse, DC-remove, align and trim the captures in `folder`; write a dataset to `out_dir`."""
+                    progress: Callable[[CaptureItemReport], None] | None = None,
+                    controls: Sequence[ControlSpec] | None = None) -> tuple[Path, ImportReport]:
+    """Pair, parse, DC-remove, align and trim the captures in `folder`; write a dataset to `out_dir`.
+    `controls` gives the controls' user ranges, units and mappings (default: unnamed 0..1 knobs)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CaptureError(f"capture folder {folder} does not exist")
@@ -353,8 +366,7 @@ def import_captures(folder: str | Path, out_dir: str | Path,
             "target": {"name": "captures", "source_folder": str(folder.resolve()),
                        "pairing": pairing if isinstance(pairing, str) else getattr(pairing, "__name__", "custom"),
                        "knob_max": knob_max, "max_lag_ms": max_lag_ms},
-            "controls": [{"name": n, "minimum": 0.0, "maximum": 1.0, "default": 0.5, "unit": "",
-                          "mapping": "linear", "parameter": n} for n in names],
+            "controls": _control_entries(names, controls),
             "settings": {"method": "captures", "n_items": len(entries)},
             "source": None, "music_dir": None, "synthetic_music": False,
             "items": entries, "ignored_files": ignored,

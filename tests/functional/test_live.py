@@ -25,44 +25,8 @@ import pytest
 import neuralcomp
 from neuralcomp.live import LiveAudioError, LiveSession, add_live_command, main_live, resolve_device
 from tests.conftest import noise
-from tests.jack import JackUnavailable, jack_installed, start_jack_server
 
-RATE = 44100
-BLOCK = 256
-
-
-def _unavailable(reason: str):
-    if os.environ.get("NEURALCOMP_REQUIRE_JACK") == "1":
-        pytest.fail(f"NEURALCOMP_REQUIRE_JACK=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def jack():
-    if "sounddevice" in sys.modules:
-        pytest.fail(
-            "sounddevice was imported before the JACK test server started, so PortAudio cannot see the "
-            "server: import sounddevice inside functions only (tests and neuralcomp alike)"
-        )
-    if not jack_installed():
-        _unavailable("jackd is not installed (apt-get install jackd2)")
-    try:
-        server = start_jack_server(rate=RATE, period=BLOCK)
-    except JackUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        try:
-            import sounddevice as sd
-        except OSError as exc:
-            _unavailable(f"PortAudio is missing ({exc}; apt-get install libportaudio2)")
-        apis = sd.query_hostapis()
-        devices = [d for d in sd.query_devices() if apis[d["hostapi"]]["name"].startswith("JACK")]
-        if not devices:
-            pytest.fail(f"PortAudio does not see the JACK server {server.name}: {sd.query_devices()}")
-        server.device = devices[0]["index"]
-        yield server
-    finally:
-        server.stop()
+from tests.jack import BLOCK, RATE
 
 
 @pytest.fixture(scope="module")

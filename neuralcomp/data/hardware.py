@@ -1,0 +1,189 @@
+"""Capture a hardware compressor through an audio interface with sounddevice: play the source signal
+out of one output channel into the unit, record its return on one input channel, measure the round
+trip with a noise probe before each take and remove it.
+
+Takes land in a folder of numbered pairs (``NN_inp.wav``, ``NN_tar_take.wav``) plus ``takes.json``
+(each take's controls and measured latency), which :func:`import_captures` turns into a dataset: DC
+removal, residual alignment (0 samples when the latency was removed exactly), report. A failed take
+(xrun, no return signal) raises :class:`HardwareCaptureError` and leaves the takes already recorded.
+
+One stream per take plays, on one clock: ``PRE_ROLL_SECONDS`` of silence (stream start-up; an xrun
+there is harmless), the probe (``PROBE_NOISE_SECONDS`` of seeded white noise), ``max_latency`` of
+silence, the take's audio, and ``max_latency`` of silence to catch its return. The latency is the lag
+in [0, max_latency] that maximises |cross-correlation| between the probe played and the recording;
+played sample n returns as recorded sample n + latency, for the probe and for the audio after it,
+since both went through the same stream. An xrun after the pre-roll discards the take.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from neuralcomp.config import ControlSpec
+from neuralcomp.data.captures import ImportReport, estimate_lag, import_captures, normalised_correlation
+from neuralcomp.errors import NeuralcompError
+
+PRE_ROLL_SECONDS = 0.25
+PROBE_NOISE_SECONDS = 0.3
+PROBE_LEVEL = 0.1  # noise RMS (-20 dBFS)
+MIN_PROBE_CORRELATION = 0.5  # below this the return is not the probe: wiring, channels or levels
+
+
+class HardwareCaptureError(NeuralcompError):
+    """The audio interface could not play and record a take cleanly (device, wiring, xrun)."""
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """The audio interface and the channels (1-based) wired to and from the unit."""
+
+    device: int | str | None = None  # sounddevice device; None: the default duplex device
+    sample_rate: int = 44100
+    output_channel: int = 1  # feeds the unit's input
+    input_channel: int = 1  # records the unit's output
+    blocksize: int = 512
+    max_latency_seconds: float = 0.5  # recorded past the end of each take to catch the delayed return
+
+    def __post_init__(self) -> None:
+        if self.output_channel < 1 or self.input_channel < 1:
+            raise HardwareCaptureError("channels are numbered from 1")
+        if self.max_latency_seconds <= 0 or self.blocksize < 0 or self.sample_rate <= 0:
+            raise HardwareCaptureError("max_latency_seconds and sample_rate must be positive, blocksize >= 0")
+
+    @property
+    def max_latency_samples(self) -> int:
+        return round(self.max_latency_seconds * self.sample_rate)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    latency_samples: int
+    correlation: float  # normalised, of the aligned probe; sign = polarity of the return
+
+
+def play_and_record(audio: np.ndarray, interface: InterfaceConfig,
+                    on_open: Callable[[Any], None] | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Play `audio` (samples,) and record as many samples from the same clock; returns the recording and
+    the xruns as (sample position, status). `on_open(stream)` runs after the stream opens and before
+    it starts (e.g. to wire JACK ports)."""
+    import sounddevice as sd
+
+    total = len(audio)
+    played = np.ascontiguousarray(audio, dtype=np.float32)
+    recorded = np.zeros(total, np.float32)
+    position, xruns, done = [0], [], threading.Event()
+    out_index, in_index = interface.output_channel - 1, interface.input_channel - 1
+
+    def callback(indata, outdata, frames, time_info, status) -> None:
+        start = position[0]
+        if status.input_overflow or status.output_underflow:
+            xruns.append((start, str(status)))
+        outdata.fill(0)
+        count = min(frames, total - start)
+        outdata[:count, out_index] = played[start:start + count]
+        recorded[start:start + count] = indata[:count, in_index]
+        position[0] = start + count
+        if position[0] >= total:
+            done.set()
+            raise sd.CallbackStop
+
+    try:
+        stream = sd.Stream(device=interface.device, samplerate=interface.sample_rate, blocksize=interface.blocksize,
+                           channels=(interface.input_channel, interface.output_channel), dtype="float32",
+                           callback=callback)
+    except (sd.PortAudioError, ValueError) as exc:
+        raise HardwareCaptureError(f"cannot open a duplex stream on device {interface.device!r} with "
+                                   f"{interface.input_channel} in / {interface.output_channel} out at "
+                                   f"{interface.sample_rate} Hz: {exc}") from exc
+    try:
+        if on_open is not None:
+            on_open(stream)
+        stream.start()
+        if not done.wait(timeout=total / interface.sample_rate + 10.0):
+            raise HardwareCaptureError(f"the stream stopped after {position[0]} of {total} samples")
+    finally:
+        stream.close()
+    return recorded, xruns
+
+
+def _probe(interface: InterfaceConfig, seed: int) -> np.ndarray:
+    samples = round(PROBE_NOISE_SECONDS * interface.sample_rate)
+    return (np.random.default_rng(seed).standard_normal(samples) * PROBE_LEVEL).astype(np.float32)
+
+
+def _find_latency(probe: np.ndarray, recorded: np.ndarray, interface: InterfaceConfig) -> RoundTrip:
+    """`recorded` starts where the probe was played; see the module docstring."""
+    lag, _ = estimate_lag(probe.astype(np.float64), recorded.astype(np.float64), interface.max_latency_samples)
+    lag = max(lag, 0)
+    correlation = normalised_correlation(probe, recorded[lag:lag + len(probe)])
+    if abs(correlation) < MIN_PROBE_CORRELATION:
+        raise HardwareCaptureError(
+            f"no usable return on input channel {interface.input_channel}: the probe played on output channel "
+            f"{interface.output_channel} came back with correlation {correlation:.2f} (needs "
+            f"{MIN_PROBE_CORRELATION}); check the cabling, the channels and the unit's bypass and levels")
+    return RoundTrip(int(lag), float(correlation))
+
+
+def record_take(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable[[Any], None] | None = None,
+                seed: int = 0) -> tuple[np.ndarray, RoundTrip]:
+    """Play the probe and `audio` through the unit in one stream; return the recording of `audio` with
+    the round trip removed (same length as `audio`) and the round trip measured."""
+    pre_roll = round(PRE_ROLL_SECONDS * interface.sample_rate)
+    gap = interface.max_latency_samples
+    probe = _probe(interface, seed)
+    audio_start = pre_roll + len(probe) + gap
+    layout = np.zeros(audio_start + len(audio) + gap, np.float32)
+    layout[pre_roll:pre_roll + len(probe)] = probe
+    layout[audio_start:audio_start + len(audio)] = audio
+    recorded, xruns = play_and_record(layout, interface, on_open)
+    late = [(position, status) for position, status in xruns if position >= pre_roll]
+    if late:
+        raise HardwareCaptureError(
+            f"xrun {1000 * (late[0][0] - pre_roll) / interface.sample_rate:.0f} ms into the take ({late[0][1]}); "
+            f"the take is discarded: try a larger blocksize or close other audio programs")
+    round_trip = _find_latency(probe, recorded[pre_roll:audio_start], interface)
+    start = audio_start + round_trip.latency_samples
+    return recorded[start:start + len(audio)].copy(), round_trip
+
+
+def measure_round_trip(interface: InterfaceConfig, on_open: Callable[[Any], None] | None = None) -> RoundTrip:
+    """The round trip alone (a take of silence), to check the wiring before a session."""
+    return record_take(np.zeros(1, np.float32), interface, on_open)[1]
+
+
+def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings: Sequence[dict[str, float]],
+                    controls: Sequence[ControlSpec], interface: InterfaceConfig,
+                    ask_user: Callable[[str], None], on_open: Callable[[Any], None] | None = None,
+                    log: Callable[[str], None] = print, overwrite: bool = False) -> tuple[Path, ImportReport]:
+    """One take per setting: `ask_user` tells the user how to set the unit's knobs and returns when
+    ready; the take plays `sources[i]`. Takes go to `<out_dir>.takes/`, the dataset to `out_dir`."""
+    if len(sources) != len(settings):
+        raise HardwareCaptureError(f"{len(sources)} source signals for {len(settings)} settings")
+    out_dir = Path(out_dir)
+    takes_dir = out_dir.with_name(out_dir.name + ".takes")
+    takes_dir.mkdir(parents=True, exist_ok=True)
+    takes: dict[str, Any] = {}
+    for i, (audio, setting) in enumerate(zip(sources, settings)):
+        knobs = ", ".join(f"{c.name} {c.value_at(setting[c.name]):.4g} {c.unit}".rstrip() for c in controls)
+        ask_user(f"take {i + 1}/{len(settings)}: set {knobs or 'the unit'}")
+        recorded, round_trip = record_take(audio, interface, on_open, seed=i)
+        name = f"{i:02d}_tar_take"
+        sf.write(takes_dir / f"{i:02d}_inp.wav", audio, interface.sample_rate, subtype="FLOAT")
+        sf.write(takes_dir / f"{name}.wav", recorded, interface.sample_rate, subtype="FLOAT")
+        takes[f"{name}.wav"] = {"controls": {c.name: float(setting[c.name]) for c in controls},
+                                "round_trip": asdict(round_trip)}
+        (takes_dir / "takes.json").write_text(json.dumps({"interface": asdict(interface), "takes": takes}, indent=2))
+        log(f"  take {i + 1}: round trip {round_trip.latency_samples} samples "
+            f"({1000 * round_trip.latency_samples / interface.sample_rate:.1f} ms), probe correlation "
+            f"{round_trip.correlation:.3f}")
+    return import_captures(takes_dir, out_dir, pairing="numbered",
+                           controls_from_name=lambda file_name: takes[file_name]["controls"],
+                           controls=list(controls), overwrite=overwrite)
