@@ -133,9 +133,25 @@ def _find_latency(probe: np.ndarray, recorded: np.ndarray, interface: InterfaceC
 
 
 def record_take(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable[[Any], None] | None = None,
-                seed: int = 0) -> tuple[np.ndarray, RoundTrip]:
+                seed: int = 0, retries: int = 2) -> tuple[np.ndarray, RoundTrip]:
     """Play the probe and `audio` through the unit in one stream; return the recording of `audio` with
-    the round trip removed (same length as `audio`) and the round trip measured."""
+    the round trip removed (same length as `audio`) and the round trip measured. A take hit by an
+    xrun is played again, up to `retries` times."""
+    for attempt in range(retries + 1):
+        try:
+            return _record_take_once(audio, interface, on_open, seed)
+        except _Xrun as exc:
+            if attempt == retries:
+                raise HardwareCaptureError(f"{exc} (after {retries + 1} attempts)") from exc
+    raise AssertionError("unreachable")
+
+
+class _Xrun(HardwareCaptureError):
+    pass
+
+
+def _record_take_once(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable[[Any], None] | None,
+                      seed: int) -> tuple[np.ndarray, RoundTrip]:
     pre_roll = round(PRE_ROLL_SECONDS * interface.sample_rate)
     gap = interface.max_latency_samples
     probe = _probe(interface, seed)
@@ -146,7 +162,7 @@ def record_take(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable
     recorded, xruns = play_and_record(layout, interface, on_open)
     late = [(position, status) for position, status in xruns if position >= pre_roll]
     if late:
-        raise HardwareCaptureError(
+        raise _Xrun(
             f"xrun {1000 * (late[0][0] - pre_roll) / interface.sample_rate:.0f} ms into the take ({late[0][1]}); "
             f"the take is discarded: try a larger blocksize or close other audio programs")
     round_trip = _find_latency(probe, recorded[pre_roll:audio_start], interface)
