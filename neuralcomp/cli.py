@@ -258,6 +258,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from neuralcomp import load
+    from neuralcomp.data.dataset import load_dataset
+    from neuralcomp.evaluation import evaluate
+
+    dataset = load_dataset(args.dataset)
+    splits = dataset.splits()
+    if not 0 <= args.split < len(splits):
+        raise NeuralcompError(f"split {args.split} does not exist; the dataset has {len(splits)}")
+    processor = load(args.model, backend=args.backend)
+    evaluation = evaluate(processor, dataset, splits[args.split].test, args.buffer)
+    report = evaluation.to_dict()
+    for item in report["items"]:
+        controls = ", ".join(f"{k} {v:.3g}" for k, v in item["controls"].items())
+        print(f"  {item['item']}: ST ESR {item['st_esr']:.4f}, gain error {item['gain_reduction_rmse_db']:.2f} dB "
+              f"RMS ({controls})")
+    print(f"mean over {len(report['items'])} held-out items ({processor.backend} host, {args.buffer}-sample "
+          f"buffers): ST ESR {report['st_esr']:.4f}, gain error {report['gain_reduction_rmse_db']:.2f} dB RMS")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_complexity(args: argparse.Namespace) -> int:
     from neuralcomp.config import generic_controls, load_preset
     from neuralcomp.model.complexity import complexity
@@ -384,6 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="held-out figures of a model on a dataset split, streamed through a host")
+    model_args(p)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--buffer", type=int, default=512)
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench-train", help="training throughput: seconds per iteration for (N, B, L) settings")
     p.add_argument("--presets", default="sptmod25,sptmod24")
