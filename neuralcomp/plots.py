@@ -47,10 +47,10 @@ def loss_curves(metrics_path: Path, out: Path, smoothing: int = 50) -> Path:
     return out
 
 
-def _loudest_second(item: ItemEvaluation, sample_rate: int) -> slice:
-    """One second of the music section (or of the item) around its loudest window."""
+def _loudest_stretch(item: ItemEvaluation, sample_rate: int, seconds: float = 0.1) -> slice:
+    """`seconds` of the music section (or of the item) around its loudest part."""
     start, end = item.sections.get("music", (0, len(item.input)))
-    n = min(sample_rate, end - start)
+    n = min(round(seconds * sample_rate), end - start)
     energy = np.convolve(item.input[start:end] ** 2, np.ones(n // 8), mode="valid")
     centre = start + int(np.argmax(energy)) + n // 16
     first = int(np.clip(centre - n // 2, start, end - n))
@@ -58,10 +58,10 @@ def _loudest_second(item: ItemEvaluation, sample_rate: int) -> slice:
 
 
 def item_figure(item: ItemEvaluation, sample_rate: int, out: Path) -> Path:
-    """Target vs model: waveforms over one loud second of music, and gain over the whole item."""
+    """Target vs model: waveforms over 100 ms of loud music, and gain over the whole item."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7))
-    zoom = _loudest_second(item, sample_rate)
+    zoom = _loudest_stretch(item, sample_rate)
     t = np.arange(zoom.start, zoom.stop) / sample_rate
     top.plot(t, item.input[zoom], color="0.75", lw=0.6, label="input")
     top.plot(t, item.target[zoom], color=_TARGET, lw=0.8, label="target (compressor)")
