@@ -221,6 +221,9 @@ class Trainer:
                         break
                 if p.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
+            if (self.valid_items and not stopped_early and p.iteration >= cfg.max_iterations
+                    and p.last_validation < p.iteration):
+                self.validate_and_check_patience()  # the final weights get their chance to be the best
             self.save_checkpoint()
         finally:
             bar.close()
