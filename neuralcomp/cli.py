@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from neuralcomp.errors import NeuralcompError
 from neuralcomp.live import add_live_command, parse_control

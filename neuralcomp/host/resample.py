@@ -102,7 +102,7 @@ class StreamingResampler:
 
     def _design(self, whole_delay_at: int) -> None:
         """Prototype lowpass at R = from_rate*L, symmetric about `_center`, split into L phases."""
-        up, down = self.up, self.down
+        up = self.up
         rate_hi = self.from_rate * up  # = to_rate * down
         self.atten_db, pass_frac = QUALITIES[self.quality]
         design_db = self.atten_db + _MARGIN_DB

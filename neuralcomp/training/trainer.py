@@ -131,11 +131,6 @@ def streamed_losses(model: SPTMod, items: list[TrainingItem], loss: CompressorLo
     return [losses[k] for k in range(len(items))]
 
 
-def streamed_loss(model: SPTMod, item: TrainingItem, loss: CompressorLoss, device: torch.device | str = "cpu") -> float:
-    """ST loss of one item (see streamed_losses)."""
-    return streamed_losses(model, [item], loss, device)[0]
-
-
 class Trainer:
     """Trains an SPTMod on items with TBPTT; `run()` until the iteration cap or early stop."""
 
