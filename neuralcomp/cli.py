@@ -176,13 +176,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     from neuralcomp.data.targets import PluginTarget, load_target_preset
 
     target = PluginTarget(load_target_preset(args.target))
-    if args.sampling == "snapshot":
-        settings = ds.snapshot(target, args.items)
-    elif args.sampling == "grid":
-        steps = round(args.items ** 0.5)
-        settings = ds.grid(target, steps, steps)
-    else:
-        settings = ds.latin_hypercube(target, args.items, seed=args.seed)
+    settings = ds.sampled_settings(args.sampling, target, args.items, args.seed)
     music = None if args.synthetic_music else (args.music or DEFAULT_MUSIC_DIR)
     path = ds.build_dataset(args.output, target, settings, SourceConfig(seed=args.seed), music,
                             allow_synthetic_music=args.synthetic_music, overwrite=args.overwrite)
@@ -213,8 +207,7 @@ def cmd_dataset_capture(args: argparse.Namespace) -> int:
 
     controls = args.control or []
     if controls:
-        settings = (ds.snapshot(controls, args.items) if args.sampling == "snapshot"
-                    else ds.latin_hypercube(controls, args.items, seed=args.seed)).items
+        settings = ds.sampled_settings(args.sampling, controls, args.items, args.seed).items
     else:
         settings = tuple({} for _ in range(args.items))
     device = int(args.device) if args.device and args.device.isdigit() else args.device
@@ -263,11 +256,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from neuralcomp.evaluation import evaluate
 
     dataset = load_dataset(args.dataset)
-    splits = dataset.splits()
-    if not 0 <= args.split < len(splits):
-        raise NeuralcompError(f"split {args.split} does not exist; the dataset has {len(splits)}")
+    test = dataset.split(args.split).test
     processor = load(args.model, backend=args.backend)
-    evaluation = evaluate(processor, dataset, splits[args.split].test, args.buffer)
+    evaluation = evaluate(processor, dataset, test, args.buffer)
     report = evaluation.to_dict()
     for item in report["items"]:
         controls = ", ".join(f"{k} {v:.3g}" for k, v in item["controls"].items())

@@ -36,6 +36,13 @@ class SPNConfig:
 CONTROL_MAPPINGS = ("linear", "log")
 
 
+def normalised_control(value: float, minimum: float, maximum: float, log: bool) -> float:
+    """A control's user value -> the model's [0, 1]: log(v / min) / log(max / min), or linear."""
+    if log:
+        return math.log(value / minimum) / math.log(maximum / minimum)
+    return (value - minimum) / (maximum - minimum)
+
+
 @dataclass(frozen=True)
 class ControlSpec:
     """One user control and how the model sees it in [0, 1]: linear, x = (value - min) / (max - min),
@@ -64,9 +71,7 @@ class ControlSpec:
 
     def normalise(self, value: float) -> float:
         """User value -> the model's [0, 1] (the hosts use the same double-precision arithmetic)."""
-        if self.mapping == "log":
-            return math.log(value / self.minimum) / math.log(self.maximum / self.minimum)
-        return (value - self.minimum) / (self.maximum - self.minimum)
+        return normalised_control(value, self.minimum, self.maximum, self.mapping == "log")
 
     def value_at(self, x: float) -> float:
         """The model's x in [0, 1] -> user value, clamped to the range against rounding at the ends."""

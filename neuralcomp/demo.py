@@ -21,7 +21,6 @@ import torch
 from neuralcomp.data import dataset as ds
 from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig
 from neuralcomp.data.targets import PluginTarget, load_target_preset
-from neuralcomp.errors import NeuralcompError
 from neuralcomp.evaluation import evaluate
 from neuralcomp.host import load
 from neuralcomp.plots import item_figure, loss_curves, static_curve_figure
@@ -48,17 +47,6 @@ class DemoConfig:
     device: str | None = None  # default: cuda when available
 
 
-def _settings(target: PluginTarget, config: DemoConfig) -> ds.Settings:
-    if config.sampling == "snapshot":
-        return ds.snapshot(target, config.items)
-    if config.sampling == "grid":
-        steps = round(config.items ** 0.5)
-        return ds.grid(target, steps, steps)
-    if config.sampling == "lhs":
-        return ds.latin_hypercube(target, config.items, seed=config.source.seed)
-    raise NeuralcompError(f"sampling must be snapshot, grid or lhs, got {config.sampling!r}")
-
-
 def _dataset(out: Path, config: DemoConfig, log: Callable[[str], None]) -> Path:
     path = out / "dataset"
     try:
@@ -70,7 +58,8 @@ def _dataset(out: Path, config: DemoConfig, log: Callable[[str], None]) -> Path:
         pass
     log(f"[1/4] dataset: rendering {config.items} items ({config.sampling}) through {config.target}")
     target = PluginTarget(load_target_preset(config.target))
-    return ds.build_dataset(path, target, _settings(target, config), config.source, config.music_dir,
+    settings = ds.sampled_settings(config.sampling, target, config.items, config.source.seed)
+    return ds.build_dataset(path, target, settings, config.source, config.music_dir,
                             allow_synthetic_music=config.music_dir is None, progress=False, overwrite=True)
 
 
@@ -96,7 +85,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), log: Callable[[
     started = time.perf_counter()
     processor = load(result.model_path)
     dataset = ds.load_dataset(dataset_path)
-    test = dataset.splits()[0].test
+    test = dataset.split(0).test
     log(f"[3/4] held-out: streaming {len(test)} test items through the {processor.backend} host in "
         f"{config.buffer_size}-sample buffers")
     evaluation = evaluate(processor, dataset, test, config.buffer_size)
@@ -112,10 +101,11 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), log: Callable[[
     plots = [loss_curves(out / "run" / "metrics.jsonl", out / "loss_curves.png"),
              item_figure(first, dataset.sample_rate, out / "target_vs_model.png"),
              static_curve_figure(evaluation, out / "static_curve.png")]
+    figures = evaluation.to_dict()
     report = {
-        **evaluation.to_dict(),
+        **figures,
         "streamed_equals_offline": streamed_equals_offline,
-        "aims": {name: {"aim": aim, "reached": evaluation.to_dict()[name] < aim} for name, aim in AIMS.items()},
+        "aims": {name: {"aim": aim, "reached": figures[name] < aim} for name, aim in AIMS.items()},
         "training": {**result.to_dict(), "config": asdict(training), "preset": config.model_preset,
                      "mode": config.mode},
         "dataset": {"path": str(dataset_path), "target": config.target, "sampling": config.sampling,

@@ -142,6 +142,21 @@ def latin_hypercube(controls: Any, n_items: int = 160, seed: int = 0) -> Setting
     return Settings("latin_hypercube", items, {"n_items": n_items, "seed": seed})
 
 
+SAMPLINGS = ("snapshot", "grid", "lhs")
+
+
+def sampled_settings(sampling: str, controls: Any, n_items: int, seed: int = 0) -> Settings:
+    """The settings of a sampling by name: snapshot, grid (about sqrt(n) x sqrt(n)) or lhs."""
+    if sampling == "snapshot":
+        return snapshot(controls, n_items)
+    if sampling == "grid":
+        steps = round(n_items ** 0.5)
+        return grid(controls, steps, steps)
+    if sampling == "lhs":
+        return latin_hypercube(controls, n_items, seed=seed)
+    raise DatasetError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+
+
 def custom(controls_list: Iterable[Mapping[str, float]]) -> Settings:
     items = tuple({k: float(v) for k, v in c.items()} for c in controls_list)
     return Settings("custom", items, {"n_items": len(items)})
@@ -413,6 +428,13 @@ class Dataset:
 
     def splits(self) -> list[Split]:
         return load_splits(self.path)
+
+    def split(self, index: int) -> Split:
+        """Cross-validation split `index`; DatasetError naming how many there are."""
+        splits = self.splits()
+        if not 0 <= index < len(splits):
+            raise DatasetError(f"split {index} does not exist; the dataset has {len(splits)}")
+        return splits[index]
 
 
 def load_dataset(dataset_dir: str | Path, check_audio: bool = False) -> Dataset:

@@ -5,13 +5,13 @@ Mirrors the interface of the C++ `_cpp_host.Host` so `Processor` can use either.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from neuralcomp.config import normalised_control
 from neuralcomp.errors import ModelFileError, StateError
 from neuralcomp.metadata import SCHEMA_VERSION
 
@@ -111,10 +111,8 @@ class TorchScriptHost:
 
     def _normalise(self, i: int, value: float) -> float:
         """User value -> the model's [0, 1], as ControlSpec.normalise and the C++ host compute it."""
-        lo, hi = self.control_minimum[i], self.control_maximum[i]
-        if self.control_log_mapping[i]:
-            return math.log(value / lo) / math.log(hi / lo)
-        return (value - lo) / (hi - lo)
+        return normalised_control(value, self.control_minimum[i], self.control_maximum[i],
+                                  self.control_log_mapping[i])
 
     def get_control(self, name: str) -> float:
         return self._values[name]

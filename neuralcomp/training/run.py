@@ -18,7 +18,6 @@ import torch
 from export import export_model
 from neuralcomp.config import load_preset
 from neuralcomp.data.dataset import load_dataset
-from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.model.checkpoint import load_model
 from neuralcomp.training.data import training_items
@@ -48,10 +47,7 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
                      log: Callable[[str], None] = print, progress_bar: bool = False) -> RunResult:
     """Train on split `split` of a dataset, keep the best ST weights, test them, export model.ts."""
     dataset = load_dataset(dataset_dir)
-    splits = dataset.splits()
-    if not 0 <= split < len(splits):
-        raise ConfigError(f"split {split} does not exist; the dataset has {len(splits)}")
-    chosen = splits[split]
+    chosen = dataset.split(split)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
     model = SPTMod(load_preset(model_preset, mode=mode, controls=dataset.controls))
