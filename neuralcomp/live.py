@@ -7,8 +7,6 @@ misses and NaN/Inf input buffers (which the processor mutes), applies control ch
 thread at the next callback boundary, can record exactly what it received and produced (so the
 run can be re-rendered offline and compared bit for bit), and always closes the stream.
 
-`add_live_command(subparsers)` registers the `neuralcomp live` verb on an argparse parser.
-
 sounddevice (and through it PortAudio) is imported only when a session or the command needs it:
 PortAudio lists the audio devices when it is first imported, so an audio server (e.g. JACK) must
 be running by then.
@@ -16,7 +14,6 @@ be running by then.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import select
@@ -666,75 +663,3 @@ class LiveSession:
         summary.control_changes = len(self._changes)
         summary.stopped_by = self._stop_reason
         return summary
-
-
-# ---- command line ---------------------------------------------------------------------------------
-def parse_control(text: str) -> tuple[str, float]:
-    """argparse type for NAME=VALUE control settings (shared by the CLI verbs)."""
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"controls are NAME=VALUE, got {text!r}")
-    try:
-        return name, float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"control {name!r}: {value!r} is not a number") from exc
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def main_live(args: argparse.Namespace) -> int:
-    """Handler of `neuralcomp live`: 0 when the run ended cleanly, 1 when the audio callback failed,
-    2 (one line on stderr) on a NeuralcompError such as a bad device, model file or control."""
-    try:
-        if args.list_devices:
-            print(format_devices())
-            return 0
-        if args.model is None:
-            raise LiveAudioError("give a MODEL file (or --list-devices)")
-        from neuralcomp import load
-
-        processor = load(args.model, backend=args.backend)
-        session = LiveSession(
-            processor, device=args.device, input_device=args.input_device, output_device=args.output_device,
-            samplerate=args.samplerate, blocksize=args.blocksize, channels=args.channels,
-        )
-        for name, value in args.control or []:
-            session.set_control(name, value)
-        summary = session.run(args.duration)
-    except NeuralcompError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        message = lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else type(exc).__name__
-        print(f"neuralcomp live: error: {message}", file=sys.stderr)
-        return 2
-    print(summary.format())
-    return 1 if summary.errors else 0
-
-
-def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `neuralcomp live` on an argparse subparsers object; returns the new parser."""
-    p = subparsers.add_parser(
-        "live", help="run a model on an audio device in real time",
-        description="Process live audio (duplex stream) through a model. While it runs, type NAME=VALUE "
-        "to change a control, q to quit; Ctrl-C also stops it.",
-    )
-    p.add_argument("model", nargs="?", help="exported model file (.ts)")
-    p.add_argument("--device", "-d", help="device index or name (part) for input and output")
-    p.add_argument("--input-device", help="input device (overrides --device)")
-    p.add_argument("--output-device", help="output device (overrides --device)")
-    p.add_argument("--samplerate", "-r", type=_positive_float, help="stream rate in Hz (default: the model's)")
-    p.add_argument("--blocksize", "-b", type=int, default=DEFAULT_BLOCKSIZE, help="frames per callback (default 256)")
-    p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
-    p.add_argument("--duration", type=_positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")
-    p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
-    p.add_argument("--backend", choices=["auto", "cpp", "python"], default="auto")
-    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    p.set_defaults(func=main_live)
-    return p

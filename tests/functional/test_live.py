@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import neuralcomp
-from neuralcomp.live import LiveAudioError, LiveSession, add_live_command, main_live, resolve_device
+from neuralcomp.cli.live import add_live_command, main_live
+from neuralcomp.live import LiveAudioError, LiveSession, resolve_device
 from tests.conftest import noise
 
 from tests.jack import BLOCK, RATE

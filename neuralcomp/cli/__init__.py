@@ -1,0 +1,32 @@
+"""The `neuralcomp` command line. One module per verb group; each registers its verbs with `add_commands`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neuralcomp.cli import bench, dataset, live, run, training
+from neuralcomp.errors import NeuralcompError
+
+_VERB_GROUPS = (dataset, training, run, bench, live)
+_DESCRIPTION = ("neuralcomp: build datasets, train and export neural compressor models, run them on files "
+                "or live, and measure them.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `neuralcomp` argument parser."""
+    parser = argparse.ArgumentParser(prog="neuralcomp", description=_DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in _VERB_GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run one verb; a NeuralcompError becomes one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NeuralcompError, ImportError) as exc:
+        print(f"neuralcomp {args.command}: error: {exc}", file=sys.stderr)
+        return 2

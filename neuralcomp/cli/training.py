@@ -1,0 +1,124 @@
+"""`neuralcomp train`, `export` and `evaluate`: fit a model, write its streaming file, measure it on held-out items."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuralcomp.cli.arguments import add_model_arguments
+from neuralcomp.errors import NeuralcompError
+
+
+def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
+    import torch
+
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model import SPTMod
+
+    overrides = {"controls": generic_controls(controls)}
+    if mode:
+        overrides["mode"] = mode
+    torch.manual_seed(seed)
+    return SPTMod(load_preset(preset, **overrides))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from export import export_model
+
+    if args.checkpoint:
+        from neuralcomp.model.checkpoint import load_model
+
+        model, extra = load_model(args.checkpoint)
+        if args.mode and args.mode != model.config.mode:
+            raise NeuralcompError(f"the checkpoint was trained in {model.config.mode} mode; it cannot be exported as {args.mode}")
+        provenance = {"checkpoint": str(args.checkpoint), **extra}
+    elif args.untrained:
+        model = _build_untrained(args.preset, args.mode, args.controls, args.seed)
+        provenance = {"untrained": True, "preset": args.preset, "seed": args.seed}
+    else:
+        raise NeuralcompError("give --checkpoint CKPT, or --untrained for a randomly initialised preset")
+    path = export_model(model, args.output, provenance)
+    print(f"wrote {path} ({model.config.name}, {model.config.mode} mode, {model.config.num_controls} controls)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralcomp.training.run import train_and_export
+    from neuralcomp.training.trainer import TrainingConfig
+
+    overrides = {k: v for k, v in {"max_iterations": args.max_iterations, "length": args.length,
+                                   "batch_size": args.batch_size, "subsequences": args.subsequences,
+                                   "validate_every": args.validate_every, "checkpoint_every": args.checkpoint_every,
+                                   "seed": args.seed}.items() if v is not None}
+    config = TrainingConfig.from_preset(args.training, **overrides)
+    result = train_and_export(args.dataset, args.out, config, args.preset, args.mode, args.split, args.device,
+                              args.resume, log=lambda line: print(line, file=sys.stderr),
+                              progress_bar=not args.no_progress and sys.stderr.isatty())
+    print(json.dumps(result.to_dict(), indent=2))
+    print(f"wrote {result.model_path}; TensorBoard logs in {Path(args.out) / 'tensorboard'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from neuralcomp import load
+    from neuralcomp.data.dataset import load_dataset
+    from neuralcomp.evaluation import evaluate
+
+    dataset = load_dataset(args.dataset)
+    test = dataset.split(args.split).test
+    processor = load(args.model, backend=args.backend)
+    evaluation = evaluate(processor, dataset, test, args.buffer)
+    report = evaluation.to_dict()
+    for item in report["items"]:
+        controls = ", ".join(f"{k} {v:.3g}" for k, v in item["controls"].items())
+        print(f"  {item['item']}: ST ESR {item['st_esr']:.4f}, gain error {item['gain_reduction_rmse_db']:.2f} dB "
+              f"RMS ({controls})")
+    print(f"mean over {len(report['items'])} held-out items ({processor.backend} host, {args.buffer}-sample "
+          f"buffers): ST ESR {report['st_esr']:.4f}, gain error {report['gain_reduction_rmse_db']:.2f} dB RMS")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register `export`, `train` and `evaluate`."""
+    p = sub.add_parser("export", help="write a streaming TorchScript model")
+    p.add_argument("--checkpoint", type=Path, help="trained checkpoint to export")
+    p.add_argument("--untrained", action="store_true", help="export a randomly initialised preset")
+    p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json)")
+    p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
+    p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="train SPTMod with TBPTT on a dataset split, export the best model")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--mode", choices=["causal", "paper"], default="causal")
+    p.add_argument("--training", default="paper", help="training preset (presets/training/NAME.json)")
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--max-iterations", type=int)
+    p.add_argument("--length", type=int, help="L")
+    p.add_argument("--batch-size", type=int, help="B")
+    p.add_argument("--subsequences", type=int, help="N")
+    p.add_argument("--validate-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="held-out figures of a model on a dataset split, streamed through a host")
+    add_model_arguments(p)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--buffer", type=int, default=512)
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p.set_defaults(func=cmd_evaluate)
