@@ -38,7 +38,9 @@ def _state_description(streaming: StreamingSPTMod) -> list[dict[str, Any]]:
     return model_shapes
 
 
-def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, streaming: StreamingSPTMod) -> dict[str, Any]:
+def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, streaming: StreamingSPTMod,
+                   calibration: dict[str, float] | None = None) -> dict[str, Any]:
+    """`calibration`: the capture's converter levels (input_dbu_at_0dbfs, output_dbu_at_0dbfs), or None."""
     return {
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -56,14 +58,16 @@ def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, stre
         "state": _state_description(streaming),
         "model_config": config.to_dict(),
         "provenance": provenance or {},
+        "calibration": dict(calibration) if calibration else None,
     }
 
 
-def build_streaming_module(model: SPTMod, provenance: dict[str, Any] | None = None) -> torch.jit.ScriptModule:
+def build_streaming_module(model: SPTMod, provenance: dict[str, Any] | None = None,
+                           calibration: dict[str, float] | None = None) -> torch.jit.ScriptModule:
     """Script a StreamingSPTMod of `model` (weights copied; training module untouched), reset at defaults."""
     model = model.eval().cpu().float()
     placeholder = StreamingSPTMod(model, "", 0)
-    metadata = build_metadata(model.config, provenance, placeholder)
+    metadata = build_metadata(model.config, provenance, placeholder, calibration)
     module = StreamingSPTMod(model, json.dumps(metadata), SCHEMA_VERSION)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -77,10 +81,12 @@ def normalised_defaults(config: SPTModConfig) -> torch.Tensor:
     return torch.tensor([c.normalise(c.default) for c in config.controls], dtype=torch.float32)
 
 
-def export_model(model: SPTMod, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
-    """Write `model` as one streaming TorchScript file (metadata inside, also as an extra file)."""
+def export_model(model: SPTMod, path: str | Path, provenance: dict[str, Any] | None = None,
+                 calibration: dict[str, float] | None = None) -> Path:
+    """Write `model` as one streaming TorchScript file (metadata inside, also as an extra file);
+    `calibration` records the capture's converter levels for the hosts' level matching."""
     path = Path(path)
-    scripted = build_streaming_module(model, provenance)
+    scripted = build_streaming_module(model, provenance, calibration)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():

@@ -69,6 +69,21 @@ class ControlSpec:
                 f"control {self.name!r}: default {self.default} outside [{self.minimum}, {self.maximum}]"
             )
 
+    @classmethod
+    def parse(cls, text: str) -> "ControlSpec":
+        """NAME:MIN:MAX[:UNIT[:log]] (as on the command line) -> a ControlSpec with its default mid-range."""
+        parts = text.split(":")
+        if len(parts) < 3 or len(parts) > 5 or (len(parts) == 5 and parts[4] not in ("", *CONTROL_MAPPINGS)):
+            raise ConfigError(f"a control is NAME:MIN:MAX[:UNIT[:log]], got {text!r}")
+        try:
+            lo, hi = float(parts[1]), float(parts[2])
+        except ValueError as exc:
+            raise ConfigError(f"a control is NAME:MIN:MAX[:UNIT[:log]] with numbers for MIN and MAX, got {text!r}") from exc
+        unit = parts[3] if len(parts) > 3 else ""
+        mapping = parts[4] if len(parts) > 4 and parts[4] else "linear"
+        spec = cls(parts[0], lo, hi, lo, unit, mapping)
+        return cls(parts[0], lo, hi, spec.value_at(0.5), unit, mapping)
+
     def normalise(self, value: float) -> float:
         """User value -> the model's [0, 1] (the hosts use the same double-precision arithmetic)."""
         return normalised_control(value, self.minimum, self.maximum, self.mapping == "log")

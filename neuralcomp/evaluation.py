@@ -2,7 +2,7 @@
 (the C++ one when built) from the model's start state, in fixed-size buffers, and compared with the
 compressor's target by ESR, gain reduction over time, the static level curve and each loss term.
 
-Gain reduction over time: in windows of ``GAIN_WINDOW_SAMPLES`` (10 ms at 44.1 kHz),
+Gain reduction over time: in windows of ``GAIN_WINDOW_SECONDS`` (10 ms, 441 samples at 44.1 kHz),
 ``gain_db = 20 log10(rms(output) / rms(input))``; the figure is the RMS over windows of
 ``gain_db(model) - gain_db(target)``. Windows whose input RMS is under ``GAIN_FLOOR_DB`` (noise floor,
 gaps between events) are left out: their gain is the ratio of two tiny numbers and says nothing about
@@ -28,7 +28,8 @@ from neuralcomp.data.source import SourceConfig, tone_schedule
 from neuralcomp.host.processor import Processor
 from neuralcomp.training.loss import TERM_NAMES, CompressorLoss
 
-GAIN_WINDOW_SAMPLES = 441
+GAIN_WINDOW_SECONDS = 0.010
+GAIN_WINDOW_SAMPLES = 441  # GAIN_WINDOW_SECONDS at 44.1 kHz
 GAIN_FLOOR_DB = -50.0
 STATIC_SETTLE_FRACTION = 0.4
 _SINE_PEAK_OVER_RMS_DB = 20 * np.log10(np.sqrt(2.0))
@@ -44,6 +45,11 @@ def _window_rms_db(x: np.ndarray, window: int) -> np.ndarray:
     n = len(x) // window * window
     rms = np.sqrt(np.mean(np.asarray(x[:n], np.float64).reshape(-1, window) ** 2, axis=1))
     return 20 * np.log10(np.maximum(rms, 1e-10))
+
+
+def gain_window(sample_rate: int) -> int:
+    """GAIN_WINDOW_SECONDS in samples at `sample_rate` (441 at 44.1 kHz, 480 at 48 kHz)."""
+    return max(1, round(GAIN_WINDOW_SECONDS * sample_rate))
 
 
 def gain_db(input: np.ndarray, output: np.ndarray, window: int = GAIN_WINDOW_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +149,7 @@ def evaluate(processor: Processor, dataset: Dataset, indices: Sequence[int], buf
             _, terms = loss(torch.from_numpy(output[None, None].copy()), torch.from_numpy(target[None, None].copy()))
         sections = {s["name"]: (int(s["start"]), int(s["end"])) for s in item.entry.get("sections", [])}
         evaluations.append(ItemEvaluation(
-            item.id, controls, esr(target, output), gain_reduction_rmse_db(audio, target, output),
+            item.id, controls, esr(target, output), gain_reduction_rmse_db(audio, target, output, gain_window(dataset.sample_rate)),
             {k: float(terms[k]) for k in (*TERM_NAMES, "total")}, audio, target, output, sections))
     return Evaluation(evaluations, buffer_size, processor.backend, source_config(dataset))
 

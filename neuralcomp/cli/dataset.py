@@ -1,4 +1,5 @@
-"""`neuralcomp dataset build|capture|import`: make a dataset from a plugin, a hardware unit, or recordings."""
+"""`neuralcomp dataset build|capture|import|source`: make a dataset from a plugin, a hardware unit, or recordings;
+write the reamp source with its sync marker."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from neuralcomp.cli.arguments import positive_float
+from neuralcomp.errors import NeuralcompError
 
 
 def cmd_dataset_build(args: argparse.Namespace) -> int:
@@ -16,7 +20,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     target = PluginTarget(load_target_preset(args.target))
     settings = ds.sampled_settings(args.sampling, target, args.items, args.seed)
     music = None if args.synthetic_music else (args.music or DEFAULT_MUSIC_DIR)
-    path = ds.build_dataset(args.output, target, settings, SourceConfig(seed=args.seed), music,
+    path = ds.build_dataset(args.output, target, settings, SourceConfig(sample_rate=args.rate, seed=args.seed), music,
                             allow_synthetic_music=args.synthetic_music, overwrite=args.overwrite)
     print(f"wrote {path}: {len(settings)} items ({args.sampling}) from {args.target}")
     return 0
@@ -27,15 +31,10 @@ def _parse_control_spec(text: str):
     from neuralcomp.config import ControlSpec
     from neuralcomp.errors import ConfigError
 
-    parts = text.split(":")
     try:
-        name, lo, hi = parts[0], float(parts[1]), float(parts[2])
-        unit = parts[3] if len(parts) > 3 else ""
-        mapping = parts[4] if len(parts) > 4 else "linear"
-        spec = ControlSpec(name, lo, hi, lo, unit, mapping)
-        return ControlSpec(name, lo, hi, spec.value_at(0.5), unit, mapping)
-    except (IndexError, ValueError, ConfigError) as exc:
-        raise argparse.ArgumentTypeError(f"a control is NAME:MIN:MAX[:UNIT[:log]], got {text!r} ({exc})") from exc
+        return ControlSpec.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def cmd_dataset_capture(args: argparse.Namespace) -> int:
@@ -54,20 +53,69 @@ def cmd_dataset_capture(args: argparse.Namespace) -> int:
           f"input channel {args.in_channel}", file=sys.stderr)
     sources = [make_source(SourceConfig(sample_rate=args.rate, seed=args.seed + i), args.music or DEFAULT_MUSIC_DIR).audio
                for i in range(len(settings))]
+    from neuralcomp.data.captures import ImportOptions
+
+    options = ImportOptions(input_dbu_at_0dbfs=args.input_dbu_at_0dbfs, output_dbu_at_0dbfs=args.output_dbu_at_0dbfs)
     path, report = capture_dataset(args.output, sources, settings, controls, interface,
                                    ask_user=lambda text: input(f"{text}, then press Enter "),
-                                   log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite)
+                                   log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite,
+                                   options=options)
     print(report.format())
     print(f"wrote {path}")
     return 0
 
 
 def cmd_dataset_import(args: argparse.Namespace) -> int:
-    from neuralcomp.data.captures import import_captures
+    from neuralcomp.data.captures import ImportOptions, import_pairs, pairs_from_layouts
+    from neuralcomp.data.pairing import MANIFEST_SUFFIXES, pairs_from_manifest, pairs_from_patterns
 
-    path, report = import_captures(args.folder, args.output, overwrite=args.overwrite)
+    controls = tuple(args.control or ())
+    source = args.source
+    if source.suffix.lower() in MANIFEST_SUFFIXES and not source.is_dir():
+        if args.pair:
+            raise NeuralcompError("give a manifest or --pair patterns, not both")
+        pairs = pairs_from_manifest(source, controls)
+    elif args.pair:
+        pairs = pairs_from_patterns(source, [tuple(p) for p in args.pair], args.name_regex, controls)
+    else:
+        if args.name_regex:
+            raise NeuralcompError("--name-regex reads control values for --pair patterns; give --pair too")
+        pairs = pairs_from_layouts(source, knob_max=args.knob_max, controls=controls or None)
+    options = ImportOptions(max_lag_ms=args.max_lag_ms, resample=args.resample, min_correlation=args.min_correlation,
+                            input_channel=args.input_channel, target_channel=args.target_channel,
+                            input_dbu_at_0dbfs=args.input_dbu_at_0dbfs, output_dbu_at_0dbfs=args.output_dbu_at_0dbfs)
+    path, report = import_pairs(pairs, args.output, options, overwrite=args.overwrite, source_folder=
+                                source if source.is_dir() else source.parent)
     print(report.format())
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_dataset_source(args: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile as sf
+
+    from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig, make_source
+    from neuralcomp.data.sync import program_start, with_sync_marker
+
+    music = None if args.synthetic_music else (args.music or DEFAULT_MUSIC_DIR)
+    parts, total, seed = [], 0, args.seed
+    wanted = None if args.seconds is None else round(args.seconds * args.rate)
+    while True:  # whole source signals of successive seeds, cut to --seconds
+        signal = make_source(SourceConfig(sample_rate=args.rate, seed=seed), music,
+                             allow_synthetic_music=args.synthetic_music).audio
+        parts.append(signal)
+        total += len(signal)
+        seed += 1
+        if wanted is None or total >= wanted:
+            break
+    program = np.concatenate(parts)[:wanted]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(args.output), with_sync_marker(program, args.rate), args.rate, subtype="FLOAT")
+    print(f"wrote {args.output}: {len(program) / args.rate:.1f} s of source at {args.rate} Hz after a sync marker "
+          f"(program from {program_start(args.rate) / args.rate:.2f} s). Play it through the unit, record the "
+          f"return from the start of playback, then: neuralcomp dataset import FOLDER OUT --pair "
+          f"{args.output.name} 'RECORDING.wav'")
     return 0
 
 
@@ -82,6 +130,8 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--items", type=int, default=16)
     q.add_argument("--music", type=Path, help="folder of music files (default: Debian's fretsonfire songs)")
     q.add_argument("--synthetic-music", action="store_true", help="no real music (tests only)")
+    q.add_argument("--rate", type=int, default=44100,
+                   help="sample rate in Hz of the dataset, and so of a model trained on it (default 44100)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_dataset_build)
@@ -96,12 +146,47 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--out-channel", type=int, default=1, help="interface output feeding the unit (1-based)")
     q.add_argument("--in-channel", type=int, default=1, help="interface input recording the unit (1-based)")
     q.add_argument("--blocksize", type=int, default=512)
+    q.add_argument("--input-dbu-at-0dbfs", type=float,
+                   help="level calibration: dBu at the unit's input for a 0 dBFS sample played")
+    q.add_argument("--output-dbu-at-0dbfs", type=float,
+                   help="level calibration: dBu at the unit's output that records as 0 dBFS")
     q.add_argument("--music", type=Path, help="folder of music files (default: Debian's fretsonfire songs)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_dataset_capture)
-    q = dsub.add_parser("import", help="import recorded input/output pairs (hardware captures)")
-    q.add_argument("folder", type=Path)
-    q.add_argument("output", type=Path)
-    q.add_argument("--overwrite", action="store_true")
+    q = dsub.add_parser("import", help="import recorded input/output pairs (hardware captures, any layout)")
+    q.add_argument("source", type=Path,
+                   help="a folder of captures (CL 1B layouts, or --pair patterns), or a manifest (.csv or .json)")
+    q.add_argument("output", type=Path, help="dataset folder to write (nothing is left there if the import fails)")
+    q.add_argument("--pair", nargs=2, action="append", metavar=("GLOB_IN", "GLOB_OUT"),
+                   help="input and output file patterns relative to SOURCE; equal wildcard parts pair files, an "
+                        "input without wildcards is shared by every output (repeat for more)")
+    q.add_argument("--name-regex", help="regular expression searched in each output's path; its named groups "
+                                        "(?P<control>...) give the control values in user units")
+    q.add_argument("--control", type=_parse_control_spec, action="append", metavar="NAME:MIN:MAX[:UNIT[:log]]",
+                   help="a control: name, range in its unit, unit, log mapping (repeat); none: a snapshot model")
+    q.add_argument("--resample", type=int, metavar="RATE",
+                   help="convert every file to RATE Hz (default: refuse files at different rates)")
+    q.add_argument("--max-lag-ms", type=float, default=50.0,
+                   help="lag search between input and target in ms, without a sync marker (default 50)")
+    q.add_argument("--min-correlation", type=float, default=0.2,
+                   help="refuse a target whose correlation with its input after alignment is below this (default 0.2)")
+    q.add_argument("--input-channel", type=int, help="channel of multichannel input files to use, from 1 (default: mix all)")
+    q.add_argument("--target-channel", type=int, help="channel of multichannel target files to use, from 1 (default: mix all)")
+    q.add_argument("--input-dbu-at-0dbfs", type=float,
+                   help="level calibration: dBu at the unit's input for a 0 dBFS sample of the capture")
+    q.add_argument("--output-dbu-at-0dbfs", type=float,
+                   help="level calibration: dBu at the unit's output that records as 0 dBFS")
+    q.add_argument("--knob-max", type=float, default=10.0,
+                   help="CL 1B numbered layout: knob value that means 1.0 (default 10)")
+    q.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     q.set_defaults(func=cmd_dataset_import)
+    q = dsub.add_parser("source", help="write the standard source signal with a sync marker, to reamp through a unit")
+    q.add_argument("-o", "--output", type=Path, required=True, help="WAV file to write (float32)")
+    q.add_argument("--seconds", type=positive_float,
+                   help="program length in seconds (default: one source signal, about 96 s; longer ones chain seeds)")
+    q.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    q.add_argument("--music", type=Path, help="folder of music files (default: Debian's fretsonfire songs)")
+    q.add_argument("--synthetic-music", action="store_true", help="no real music (tests only)")
+    q.add_argument("--seed", type=int, default=0, help="source seed (default 0)")
+    q.set_defaults(func=cmd_dataset_source)

@@ -18,6 +18,13 @@ def cmd_process(args: argparse.Namespace) -> int:
     from neuralcomp.errors import AudioInputError
 
     processor = open_processor(args)
+    if args.match_calibration:
+        trims = processor.match_calibration(*args.match_calibration)
+        print(f"level match: input trim {trims[0]:+.2f} dB, output trim {trims[1]:+.2f} dB", file=sys.stderr)
+    if args.input_level_db is not None:
+        processor.input_level_db = args.input_level_db
+    if args.output_level_db is not None:
+        processor.output_level_db = args.output_level_db
     try:
         audio, rate = sf.read(args.input, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
@@ -53,6 +60,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{c.get('mapping', 'linear')} mapping")
     for s in meta["state"]:
         print(f"state        {s['name']}: {s['shape']} {s['dtype']}")
+    if meta.get("calibration"):
+        print(f"calibration  {', '.join(f'{k} {v:g}' for k, v in meta['calibration'].items())}")
     print(f"provenance   {json.dumps(meta.get('provenance', {}))}")
     return 0
 
@@ -65,6 +74,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("output", type=Path)
     p.add_argument("--buffer", type=int, default=None, help="host buffer size in samples (default: whole file)")
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
+    p.add_argument("--input-level-db", type=float, help="trim in dB before the model (default 0)")
+    p.add_argument("--output-level-db", type=float, help="trim in dB after the model (default 0)")
+    p.add_argument("--match-calibration", type=float, nargs=2, metavar=("IN_DBU", "OUT_DBU"),
+                   help="your interface's dBu at 0 dBFS, input and output: set the trims to the capture's levels "
+                        "(the model must record its calibration)")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("info", help="show a model's metadata")

@@ -54,9 +54,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    "validate_every": args.validate_every, "checkpoint_every": args.checkpoint_every,
                                    "seed": args.seed}.items() if v is not None}
     config = TrainingConfig.from_preset(args.training, **overrides)
-    result = train_and_export(args.dataset, args.out, config, args.preset, args.mode, args.split, args.device,
+    preset = args.preset or (None if args.init else "tiny")
+    result = train_and_export(args.dataset, args.out, config, preset, args.mode, args.split, args.device,
                               args.resume, log=lambda line: print(line, file=sys.stderr),
-                              progress_bar=not args.no_progress and sys.stderr.isatty())
+                              progress_bar=not args.no_progress and sys.stderr.isatty(), init=args.init)
     print(json.dumps(result.to_dict(), indent=2))
     print(f"wrote {result.model_path}; TensorBoard logs in {Path(args.out) / 'tensorboard'}")
     return 0
@@ -81,6 +82,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
         print(f"wrote {args.out}")
+    if args.plots:
+        from neuralcomp.plots import evaluation_figures
+
+        written = evaluation_figures(evaluation, dataset.sample_rate, args.plots)
+        print(f"wrote {len(written)} plots in {args.plots}")
     return 0
 
 
@@ -99,8 +105,12 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("train", help="train SPTMod with TBPTT on a dataset split, export the best model")
     p.add_argument("dataset", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--preset", default="tiny")
+    p.add_argument("--preset", help="model preset (presets/models/NAME.json; default: tiny, or the --init "
+                                     "model's architecture)")
     p.add_argument("--mode", choices=["causal", "paper"], default="causal")
+    p.add_argument("--init", type=Path, metavar="MODEL_OR_CHECKPOINT",
+                   help="fine-tune: start from the weights of an exported .ts model or a checkpoint; controls "
+                        "are mapped by name")
     p.add_argument("--training", default="paper", help="training preset (presets/training/NAME.json)")
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--max-iterations", type=int)
@@ -121,4 +131,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--buffer", type=int, default=512)
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p.add_argument("--plots", type=Path, metavar="DIR",
+                   help="write target-vs-model (waveform, gain over time) and static-curve plots per item here")
     p.set_defaults(func=cmd_evaluate)

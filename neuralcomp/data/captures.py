@@ -44,10 +44,14 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from neuralcomp.config import ControlSpec
+from neuralcomp.config import ControlSpec, load_preset
 from neuralcomp.data.dataset import (FORMAT, FORMAT_VERSION, SPLITS, DatasetWriter, _json_float, _now,
                                      peak_db, remove_dc, splits_document)
-from neuralcomp.errors import NeuralcompError
+from neuralcomp.data.pairing import CaptureError, CapturePair, PairSet
+from neuralcomp.data.source import resample
+from neuralcomp.data.sync import (MAX_ROUND_TRIP_SECONDS, MIN_MARKER_CORRELATION, SYNC_PRE_SECONDS, find_marker,
+                                  program_start, starts_with_marker, sync_marker)
+from neuralcomp.model.lengths import first_iteration_input_length
 
 CONTROL_KEYS = {"at": "attack", "re": "release", "ra": "ratio", "r": "ratio", "th": "threshold"}
 CONTROL_ORDER = ("attack", "release", "ratio", "threshold")
@@ -57,10 +61,6 @@ DEFAULT_KNOB_MAX = 10.0
 _NUMBERED_TARGET = re.compile(r"^(\d+)_tar_(.+)$", re.IGNORECASE)
 _NUMBERED_INPUT = re.compile(r"^(\d+)_inp$", re.IGNORECASE)
 _SHARED_TARGET = re.compile(r"^target_(.+)$", re.IGNORECASE)
-
-
-class CaptureError(NeuralcompError, ValueError):
-    """Capture files cannot be paired, parsed, or are inconsistent (sample rates, lengths, names)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,12 @@ class CaptureItemReport:
     length: int
     correlation_before: float
     correlation_after: float
+    origin: str = ""
+    aligned_by: str = "cross-correlation"  # or "sync marker"
+    clipped_input: int = 0  # samples at or above CLIP_LEVEL in the file as read
+    clipped_target: int = 0
+    longest_training_length: dict[str, int] = field(default_factory=dict)  # preset -> largest L it trains at
+    training: bool = True  # False: too short for any training window, kept for validation and test
 
 
 @dataclass
@@ -216,6 +222,8 @@ class ImportReport:
     max_lag_ms: float
     items: list[CaptureItemReport] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    resampled_from: dict[str, int] = field(default_factory=dict)  # file -> its own rate, when resampled
 
     def format(self) -> str:
         head = (f"{'id':>3}  {'input':<14} {'target':<38} {'lag':>5} {'lag ms':>7} {'DC in/out before':>20} "
@@ -225,12 +233,26 @@ class ImportReport:
         for r in self.items:
             dc_after = max(abs(r.dc_input_after), abs(r.dc_target_after))
             lines.append(
-                f"{r.id:>3}  {r.input_file[:14]:<14} {r.target_file[:38]:<38} {r.lag_samples:>5} {r.lag_ms:>7.2f} "
+                f"{r.id:>3}  {r.input_file[-14:]:<14} {r.target_file[-38:]:<38} {r.lag_samples:>5} {r.lag_ms:>7.2f} "
                 f"{r.dc_input_before:>+10.1e}/{r.dc_target_before:>+9.1e} {dc_after:>9.1e} {r.trimmed_input:>7} "
                 f"{r.trimmed_target:>8} {r.correlation_before:>7.4f} {r.correlation_after:>7.4f}"
-                + ("  (polarity inverted)" if r.polarity < 0 else ""))
+                + ("  (polarity inverted)" if r.polarity < 0 else "")
+                + ("  (sync marker)" if r.aligned_by == "sync marker" else ""))
+        presets = list(self.items[0].longest_training_length) if self.items else []
+        if presets:
+            lines += ["", f"training windows: largest L (of {', '.join(map(str, TRAINING_LENGTHS))}) each item "
+                          f"gives one TBPTT sequence at (N = 1, with the SPN), per model preset",
+                      f"{'id':>3}  {'seconds':>8}  " + "  ".join(f"{p:>9}" for p in presets) + "  use"]
+            for r in self.items:
+                cells = "  ".join(f"{(r.longest_training_length[p] or '-'):>9}" for p in presets)
+                use = "train/valid/test" if r.training else "valid/test only (too short to train)"
+                lines.append(f"{r.id:>3}  {r.length / max(self.sample_rate, 1):>8.2f}  {cells}  {use}")
+        if self.resampled_from:
+            lines.append("resampled to {} Hz: ".format(self.sample_rate)
+                         + ", ".join(f"{k} ({v} Hz)" for k, v in self.resampled_from.items()))
         if self.ignored:
             lines.append(f"ignored (not part of any pair): {', '.join(self.ignored)}")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -239,33 +261,68 @@ class ImportReport:
 
 # ------------------------------------------------------------------------------------------ import
 
-def _control_entries(names: list[str], controls: Sequence[ControlSpec] | None) -> list[dict[str, Any]]:
-    if controls is None:
-        return [{"name": n, "minimum": 0.0, "maximum": 1.0, "default": 0.5, "unit": "", "mapping": "linear",
-                 "parameter": n} for n in names]
-    if [c.name for c in controls] != names:
-        raise CaptureError(f"control specs {[c.name for c in controls]} do not match the captures' controls {names}")
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+MAX_EXTRA_TARGET_SECONDS = 1.0  # a target longer than its input by more than this is not its recording
+DEFAULT_MIN_CORRELATION = 0.2  # aligned |correlation| below this: the target is not this input's recording
+SILENT_PEAK = 1e-5  # -100 dBFS: a target below this is silence
+TRAINING_LENGTHS = (2048, 4096, 8192, 16384, 32768)
+TRAINABLE_PRESET = "tiny"  # an item trains if it gives one sequence at MIN_TRAINING_LENGTH for this preset
+MIN_TRAINING_LENGTH = 4096
+REPORT_PRESETS = ("tiny", "sptmod25", "sptmod24")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How pairs are read and aligned (command-line flags of `neuralcomp dataset import`)."""
+
+    max_lag_ms: float = 50.0  # lag search without a sync marker
+    resample: int | None = None  # convert every file to this rate; None: all files must share one rate
+    min_correlation: float = DEFAULT_MIN_CORRELATION
+    input_channel: int | None = None  # 1-based; None: average the channels
+    target_channel: int | None = None
+    input_dbu_at_0dbfs: float | None = None  # converter levels of the capture (level calibration)
+    output_dbu_at_0dbfs: float | None = None
+    n_splits: int = 10
+    split_seed: int = 0
+
+    def calibration(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (("input_dbu_at_0dbfs", self.input_dbu_at_0dbfs),
+                                         ("output_dbu_at_0dbfs", self.output_dbu_at_0dbfs)) if v is not None}
+
+
+def _control_entries(controls: Sequence[ControlSpec]) -> list[dict[str, Any]]:
     return [{"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit,
              "mapping": c.mapping, "parameter": c.name} for c in controls]
 
 
-def _read_mono(path: Path) -> tuple[np.ndarray, int, int]:
+def _read(path: Path, channel: int | None, label: str) -> tuple[np.ndarray, int, int]:
+    """(mono float64 audio, rate, channels in the file): `channel` (from 1) of a multichannel file, or
+    the mean of its channels; CaptureError naming the file when it is unreadable, empty or lacks the channel."""
     try:
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as exc:
-        raise CaptureError(f"cannot read {path}: {exc}") from exc
+        raise CaptureError(f"cannot read {label} {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    if audio.shape[0] == 0:
+        raise CaptureError(f"{label} {path} is empty (0 samples)")
+    if channel is not None and audio.shape[1] > 1:  # a mono file has only its one channel
+        if not 1 <= channel <= audio.shape[1]:
+            raise CaptureError(f"{label} {path} has {audio.shape[1]} channel(s); channel {channel} does not exist")
+        return audio[:, channel - 1], int(rate), audio.shape[1]
     return audio.mean(axis=1), int(rate), audio.shape[1]
 
 
-def import_captures(folder: str | Path, out_dir: str | Path,
-                    pairing: str | Callable[[Path], list[tuple[Path, Path]]] = "auto",
-                    controls_from_name: Callable[[str], Any] | None = None,
-                    max_lag_ms: float = DEFAULT_MAX_LAG_MS, knob_max: float = DEFAULT_KNOB_MAX,
-                    n_splits: int = 10, split_seed: int = 0, overwrite: bool = False,
-                    progress: Callable[[CaptureItemReport], None] | None = None,
-                    controls: Sequence[ControlSpec] | None = None) -> tuple[Path, ImportReport]:
-    """Pair, parse, DC-remove, align and trim the captures in `folder`; write a dataset to `out_dir`.
-    `controls` gives the controls' user ranges, units and mappings (default: unnamed 0..1 knobs)."""
+def longest_training_length(length: int, preset: str) -> int:
+    """The largest L of TRAINING_LENGTHS at which `length` samples give one TBPTT sequence (N = 1, SPN on)
+    for a model preset; 0 when none does."""
+    config = load_preset(preset)
+    fitting = [L for L in TRAINING_LENGTHS if first_iteration_input_length(config, L, True) <= length]
+    return max(fitting, default=0)
+
+
+def pairs_from_layouts(folder: str | Path, pairing: str | Callable[[Path], list[tuple[Path, Path]]] = "auto",
+                       controls_from_name: Callable[[str], Any] | None = None, knob_max: float = DEFAULT_KNOB_MAX,
+                       controls: Sequence[ControlSpec] | None = None) -> PairSet:
+    """The pairs of a folder in the CL 1B layouts (module docstring), or of a custom pairing function."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CaptureError(f"capture folder {folder} does not exist")
@@ -275,17 +332,15 @@ def import_captures(folder: str | Path, out_dir: str | Path,
         pair_fn = PAIRINGS[pairing]
     else:
         raise CaptureError(f"unknown pairing {pairing!r}; choose one of {', '.join(PAIRINGS)} or pass a function")
-    pairs = [(Path(a), Path(b)) for a, b in pair_fn(folder)]
+    found = [(Path(a), Path(b)) for a, b in pair_fn(folder)]
     wavs = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
-    if not pairs:
+    if not found:
         raise CaptureError(f"no input/target pairs found in {folder} with pairing {pairing!r} "
-                           f"(expected NN_inp.wav + NN_tar_*.wav, or Input.wav + target_*.wav); "
-                           f"wav files there: {', '.join(wavs) or 'none'}")
-    used = {p.name for pair in pairs for p in pair}
-    ignored = [w for w in wavs if w not in used]
-
+                           f"(expected NN_inp.wav + NN_tar_*.wav, or Input.wav + target_*.wav; or give a "
+                           f"manifest or --pair patterns); wav files there: {', '.join(wavs) or 'none'}")
+    used = {p.name for pair in found for p in pair}
     parsed: list[ParsedName] = []
-    for _, tgt in pairs:
+    for _, tgt in found:
         if controls_from_name is None:
             parsed.append(parse_cl1b_name(tgt.name, knob_max=knob_max))
         else:
@@ -299,81 +354,194 @@ def import_captures(folder: str | Path, out_dir: str | Path,
                 raise CaptureError(f"controls_from_name({tgt.name!r}) returned {type(result).__name__}, "
                                    f"expected a dict of normalised controls")
     names = list(parsed[0].controls)
-    for (_, tgt), p in zip(pairs, parsed):
+    for (_, tgt), p in zip(found, parsed):
         if list(p.controls) != names:
             raise CaptureError(f"{tgt.name}: controls {list(p.controls)} differ from the first pair's {names}")
         bad = {k: v for k, v in p.controls.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise CaptureError(f"{tgt.name}: normalised control(s) {bad} outside [0, 1]")
+    if controls is None:
+        specs = tuple(ControlSpec(n) for n in names)
+    else:
+        specs = tuple(controls)
+        if [c.name for c in specs] != names:
+            raise CaptureError(f"control specs {[c.name for c in specs]} do not match the captures' controls {names}")
+    name = pairing if isinstance(pairing, str) else getattr(pairing, "__name__", "custom")
+    pairs = [CapturePair(inp, tgt, p.controls, p.raw, p.layout, tgt.name) for (inp, tgt), p in zip(found, parsed)]
+    return PairSet(pairs, specs, f"{folder} ({name} pairing)", [w for w in wavs if w not in used],
+                   details={"pairing": name, "knob_max": knob_max})
 
-    sample_rate: int | None = None
+
+def import_captures(folder: str | Path, out_dir: str | Path,
+                    pairing: str | Callable[[Path], list[tuple[Path, Path]]] = "auto",
+                    controls_from_name: Callable[[str], Any] | None = None,
+                    max_lag_ms: float = DEFAULT_MAX_LAG_MS, knob_max: float = DEFAULT_KNOB_MAX,
+                    n_splits: int = 10, split_seed: int = 0, overwrite: bool = False,
+                    progress: Callable[[CaptureItemReport], None] | None = None,
+                    controls: Sequence[ControlSpec] | None = None,
+                    options: ImportOptions | None = None) -> tuple[Path, ImportReport]:
+    """Pair, parse, DC-remove, align and trim the captures in `folder` (CL 1B layouts or `pairing`);
+    write a dataset to `out_dir`. `controls` gives the controls' user ranges, units and mappings
+    (default: unnamed 0..1 knobs)."""
+    pairs = pairs_from_layouts(folder, pairing, controls_from_name, knob_max, controls)
+    options = options or ImportOptions(max_lag_ms=max_lag_ms, n_splits=n_splits, split_seed=split_seed)
+    return import_pairs(pairs, out_dir, options, overwrite=overwrite, progress=progress, source_folder=folder)
+
+
+def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions = ImportOptions(),
+                 overwrite: bool = False, progress: Callable[[CaptureItemReport], None] | None = None,
+                 warn: Callable[[str], None] | None = None, source_folder: str | Path | None = None
+                 ) -> tuple[Path, ImportReport]:
+    """Read, check, align and write every pair of `pair_set` as a dataset in `out_dir`, atomically: on any
+    error nothing is left behind. Checks: readable non-empty files, one sample rate (or `resample`),
+    a target at most MAX_EXTRA_TARGET_SECONDS longer than its input, not silent, correlated with its
+    input after alignment; clipping is counted and reported as a warning (`warn` is called too)."""
+    pairs = pair_set.pairs
+    if not pairs:
+        raise CaptureError(f"{pair_set.description}: no pairs to import")
+    calibration = {**pair_set.calibration, **options.calibration()}
+    report = ImportReport(str(source_folder or pair_set.description), str(out_dir), 0, options.max_lag_ms,
+                          ignored=list(pair_set.ignored))
+
+    def warning(text: str) -> None:
+        report.warnings.append(text)
+        if warn:
+            warn(text)
+
+    sample_rate: int | None = options.resample
+    first_rate: tuple[int, str] | None = None
     cache: dict[Path, tuple[np.ndarray, int, int]] = {}
     writer = DatasetWriter(out_dir, overwrite=overwrite)
     try:
-        report = ImportReport(str(folder), str(out_dir), 0, max_lag_ms, ignored=ignored)
-        entries = []
-        for i, ((inp_path, tgt_path), p) in enumerate(zip(pairs, parsed)):
-            if inp_path not in cache:
-                cache[inp_path] = _read_mono(inp_path)
-            x_raw, x_rate, _ = cache[inp_path]
-            y_raw, y_rate, _ = _read_mono(tgt_path)
-            if x_rate != y_rate:
-                raise CaptureError(f"sample-rate mismatch: {inp_path.name} is at {x_rate} Hz but {tgt_path.name} "
-                                   f"is at {y_rate} Hz; resample one of them first")
+        entries, reports, short = [], [], []
+        for i, p in enumerate(pairs):
+            if p.input not in cache:
+                cache[p.input] = _read(p.input, options.input_channel, "input")
+            x_raw, x_rate, _ = cache[p.input]
+            y_raw, y_rate, y_channels = _read(p.target, options.target_channel, "target")
+            for path, rate in ((p.input, x_rate), (p.target, y_rate)):
+                if options.resample is None:
+                    if first_rate is None:
+                        first_rate = (rate, path.name)
+                    elif rate != first_rate[0]:
+                        raise CaptureError(
+                            f"sample-rate mismatch: {path.name} is at {rate} Hz but {first_rate[1]} is at "
+                            f"{first_rate[0]} Hz; a dataset has one rate: pass --resample RATE to convert them")
+                elif rate != options.resample:
+                    report.resampled_from[path.name] = rate
             if sample_rate is None:
                 sample_rate = x_rate
-                report.sample_rate = x_rate
-            elif x_rate != sample_rate:
-                raise CaptureError(f"{inp_path.name} is at {x_rate} Hz but earlier pairs are at {sample_rate} Hz; "
-                                   f"a dataset has one sample rate")
-            x, dc_x = remove_dc(x_raw)
-            y, dc_y = remove_dc(y_raw)
-            max_lag = int(round(max_lag_ms * sample_rate / 1000.0))
-            lag, polarity = estimate_lag(x.astype(np.float64), y.astype(np.float64), max_lag)
+            if (len(y_raw) / y_rate) - (len(x_raw) / x_rate) > MAX_EXTRA_TARGET_SECONDS:
+                raise CaptureError(
+                    f"{p.origin}: target {p.target.name} ({len(y_raw) / y_rate:.2f} s) is more than "
+                    f"{MAX_EXTRA_TARGET_SECONDS:g} s longer than its input {p.input.name} ({len(x_raw) / x_rate:.2f} s): "
+                    f"they are not one recording and its source")
+            peak = float(np.max(np.abs(y_raw)))
+            if peak < SILENT_PEAK:
+                raise CaptureError(f"{p.origin}: target {p.target.name} is silent (peak {peak_db(y_raw):.0f} dBFS): "
+                                   f"check the recorder's input and channel")
+            clipped = (int(np.count_nonzero(np.abs(x_raw) >= CLIP_LEVEL)),
+                       int(np.count_nonzero(np.abs(y_raw) >= CLIP_LEVEL)))
+            for label, path, count in (("input", p.input, clipped[0]), ("target", p.target, clipped[1])):
+                if count:
+                    warning(f"{path.name} ({label}) clips: {count} sample(s) at or above {CLIP_LEVEL} full scale")
+            x = resample(x_raw, x_rate, sample_rate)
+            y = resample(y_raw, y_rate, sample_rate)
+            x, dc_x = remove_dc(x)
+            y, dc_y = remove_dc(y)
+            aligned_by = "cross-correlation"
+            if starts_with_marker(x, sample_rate):
+                lag, polarity = _marker_lag(x, y, sample_rate, p)
+                aligned_by = "sync marker"
+            else:
+                max_lag = int(round(options.max_lag_ms * sample_rate / 1000.0))
+                lag, polarity = estimate_lag(x.astype(np.float64), y.astype(np.float64), max_lag)
             corr_before = normalised_correlation(x, y)
             xa, ya, trims = align(x, y, lag)
+            if aligned_by == "sync marker":  # the program starts after the marker and the gap
+                start = program_start(sample_rate)
+                xa, ya = xa[start:], ya[start:]
+                trims["input_start"] += start
+                trims["target_start"] += start
             # DC again over the kept part: a longer recording's mean differs from its trimmed part's.
             xa, dc_x2 = remove_dc(xa)
             ya, dc_y2 = remove_dc(ya)
             dc_x, dc_y = dc_x + dc_x2, dc_y + dc_y2
             corr_after = normalised_correlation(xa, ya)
+            if abs(corr_after) < options.min_correlation:
+                hint = (f"the file has {y_channels} channels: check which one holds the unit's return "
+                        f"(--target-channel N)" if y_channels > 1 else
+                        "check that the recorder took the unit's return channel, and that this is the right file")
+                raise CaptureError(f"{p.origin}: target {p.target.name} is uncorrelated with input {p.input.name} "
+                                   f"(correlation {corr_after:.3f} after alignment, below {options.min_correlation:g}): "
+                                   f"it is not a recording of this input; {hint}")
             entry = writer.write_item(i, xa, ya, sample_rate)
+            longest = {preset: longest_training_length(len(xa), preset) for preset in REPORT_PRESETS}
+            trains = longest_training_length(len(xa), TRAINABLE_PRESET) >= MIN_TRAINING_LENGTH
+            if not trains:
+                short.append(i)
             item = CaptureItemReport(
-                id=entry["id"], input_file=inp_path.name, target_file=tgt_path.name, layout=p.layout,
+                id=entry["id"], input_file=p.input.name, target_file=p.target.name, layout=p.layout,
                 controls=p.controls, raw_controls=p.raw, lag_samples=lag, lag_ms=1000.0 * lag / sample_rate,
                 polarity=polarity, dc_input_before=dc_x, dc_target_before=dc_y,
                 dc_input_after=float(np.mean(xa, dtype=np.float64)),
                 dc_target_after=float(np.mean(ya, dtype=np.float64)),
                 trimmed_input=trims["input_start"] + trims["input_end"],
                 trimmed_target=trims["target_start"] + trims["target_end"], trims=trims, length=len(xa),
-                correlation_before=corr_before, correlation_after=corr_after)
+                correlation_before=corr_before, correlation_after=corr_after, origin=p.origin,
+                aligned_by=aligned_by, clipped_input=clipped[0], clipped_target=clipped[1],
+                longest_training_length=longest, training=trains)
             report.items.append(item)
             entry.update({
-                "name": tgt_path.stem, "source_files": {"input": inp_path.name, "target": tgt_path.name},
-                "layout": p.layout, "controls": p.controls, "raw_controls": p.raw, "parameters": p.raw,
-                "length": len(xa), "peak_input_db": _json_float(peak_db(xa)),
+                "name": p.target.stem, "source_files": {"input": str(p.input), "target": str(p.target)},
+                "origin": p.origin, "layout": p.layout, "controls": p.controls, "raw_controls": p.raw,
+                "parameters": p.raw, "length": len(xa), "peak_input_db": _json_float(peak_db(xa)),
                 "peak_target_db": _json_float(peak_db(ya)), "dc_removed": dc_y, "dc_removed_input": dc_x,
+                "clipped_samples": {"input": clipped[0], "target": clipped[1]}, "training": trains,
                 "sections": [], "alignment": {k: v for k, v in asdict(item).items() if k in (
                     "lag_samples", "lag_ms", "polarity", "trimmed_input", "trimmed_target", "trims",
-                    "correlation_before", "correlation_after")},
+                    "correlation_before", "correlation_after", "aligned_by")},
             })
             entries.append(entry)
             if progress:
                 progress(item)
+        report.sample_rate = int(sample_rate)
+        if short:
+            warning(f"{len(short)} item(s) too short to train ({', '.join(entries[k]['id'] for k in short)}): "
+                    f"used for validation and test only")
+        trainable = len(entries) - len(short)
+        has_splits = trainable >= 3
         manifest = {
             "format": FORMAT, "version": FORMAT_VERSION, "kind": "captures", "created": _now(),
-            "sample_rate": sample_rate,
-            "target": {"name": "captures", "source_folder": str(folder.resolve()),
-                       "pairing": pairing if isinstance(pairing, str) else getattr(pairing, "__name__", "custom"),
-                       "knob_max": knob_max, "max_lag_ms": max_lag_ms},
-            "controls": _control_entries(names, controls),
+            "sample_rate": int(sample_rate),
+            "target": {"name": "captures", "source": pair_set.description,
+                       "source_folder": str(Path(source_folder).resolve()) if source_folder else None,
+                       "max_lag_ms": options.max_lag_ms, "resampled_from": report.resampled_from, **pair_set.details},
+            "controls": _control_entries(pair_set.controls),
+            "calibration": calibration or None,
             "settings": {"method": "captures", "n_items": len(entries)},
             "source": None, "music_dir": None, "synthetic_music": False,
-            "items": entries, "ignored_files": ignored,
-            "splits": SPLITS if len(entries) >= 3 else None,
+            "items": entries, "ignored_files": report.ignored, "warnings": report.warnings,
+            "splits": SPLITS if has_splits else None,
         }
-        splits = splits_document(len(entries), n_splits, split_seed) if len(entries) >= 3 else None
+        splits = splits_document(len(entries), options.n_splits, options.split_seed, eval_only=short) \
+            if has_splits else None
         return writer.finish(manifest, splits), report
     except BaseException:
         writer.abort()
         raise
+
+
+def _marker_lag(x: np.ndarray, y: np.ndarray, sample_rate: int, pair: CapturePair) -> tuple[int, float]:
+    """Lag of the target behind a source file with a sync marker, from the marker's position in each."""
+    at_input = round(SYNC_PRE_SECONDS * sample_rate)
+    at_target, correlation = find_marker(y, sample_rate, SYNC_PRE_SECONDS + MAX_ROUND_TRIP_SECONDS)
+    if correlation < MIN_MARKER_CORRELATION:
+        raise CaptureError(
+            f"{pair.origin}: the input {pair.input.name} starts with the sync marker but the target "
+            f"{pair.target.name} does not hold it within {MAX_ROUND_TRIP_SECONDS:g} s (best correlation "
+            f"{correlation:.2f}): record the whole source file, on the unit's return channel")
+    segment = y[at_target:at_target + len(sync_marker(sample_rate))]
+    marker = x[at_input:at_input + len(segment)]
+    polarity = 1.0 if float(np.dot(segment, marker)) >= 0 else -1.0
+    return at_target - at_input, polarity

@@ -187,26 +187,33 @@ def split_sizes(n_items: int) -> tuple[int, int, int]:
     return n_items - 2 * k, k, k
 
 
-def cross_validation_splits(n_items: int, n_splits: int = 10, seed: int = 0) -> list[Split]:
-    """`n_splits` train/valid/test splits of range(n_items): disjoint, covering, reproducible (see module doc)."""
+def cross_validation_splits(n_items: int, n_splits: int = 10, seed: int = 0,
+                            eval_only: Sequence[int] = ()) -> list[Split]:
+    """`n_splits` train/valid/test splits of range(n_items): disjoint, covering, reproducible (see module doc).
+    Items in `eval_only` (too short to train) never train: alternately in test and valid of every split,
+    the rule above applying to the others."""
     if n_splits < 1:
         raise DatasetError(f"n_splits must be >= 1, got {n_splits}")
-    _, k, _ = split_sizes(n_items)
-    order = np.random.default_rng(seed).permutation(n_items)
+    held_out = sorted(set(int(i) for i in eval_only))
+    pool = [i for i in range(n_items) if i not in set(held_out)]
+    _, k, _ = split_sizes(len(pool))
+    order = [pool[j] for j in np.random.default_rng(seed).permutation(len(pool))]
     splits = []
     for s in range(n_splits):
-        start = round(s * n_items / n_splits)
-        test = [int(order[(start + j) % n_items]) for j in range(k)]
-        valid = [int(order[(start + k + j) % n_items]) for j in range(k)]
+        start = round(s * len(pool) / n_splits)
+        test = [order[(start + j) % len(pool)] for j in range(k)] + held_out[0::2]
+        valid = [order[(start + k + j) % len(pool)] for j in range(k)] + held_out[1::2]
         held = set(test) | set(valid)
         train = [i for i in range(n_items) if i not in held]
         splits.append(Split(tuple(train), tuple(sorted(valid)), tuple(sorted(test))))
     return splits
 
 
-def splits_document(n_items: int, n_splits: int = 10, seed: int = 0) -> dict[str, Any]:
-    return {"n_items": n_items, "n_splits": n_splits, "seed": seed, "rule": SPLIT_RULE,
-            "splits": [s.to_dict() for s in cross_validation_splits(n_items, n_splits, seed)]}
+def splits_document(n_items: int, n_splits: int = 10, seed: int = 0, eval_only: Sequence[int] = ()) -> dict[str, Any]:
+    rule = SPLIT_RULE + (f"; items {sorted(eval_only)} are too short to train: alternately test and valid in "
+                         f"every split" if eval_only else "")
+    return {"n_items": n_items, "n_splits": n_splits, "seed": seed, "rule": rule, "eval_only": sorted(eval_only),
+            "splits": [s.to_dict() for s in cross_validation_splits(n_items, n_splits, seed, eval_only)]}
 
 
 def load_splits(dataset_dir: str | Path) -> list[Split]:

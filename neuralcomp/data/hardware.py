@@ -28,7 +28,8 @@ import numpy as np
 import soundfile as sf
 
 from neuralcomp.config import ControlSpec
-from neuralcomp.data.captures import ImportReport, estimate_lag, import_captures, normalised_correlation
+from neuralcomp.data.captures import (ImportOptions, ImportReport, estimate_lag, import_captures,
+                                      normalised_correlation)
 from neuralcomp.errors import NeuralcompError
 
 PRE_ROLL_SECONDS = 0.25
@@ -178,7 +179,8 @@ def measure_round_trip(interface: InterfaceConfig, on_open: Callable[[Any], None
 def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings: Sequence[dict[str, float]],
                     controls: Sequence[ControlSpec], interface: InterfaceConfig,
                     ask_user: Callable[[str], None], on_open: Callable[[Any], None] | None = None,
-                    log: Callable[[str], None] = print, overwrite: bool = False) -> tuple[Path, ImportReport]:
+                    log: Callable[[str], None] = print, overwrite: bool = False,
+                    options: ImportOptions | None = None) -> tuple[Path, ImportReport]:
     """One take per setting: `ask_user` tells the user how to set the unit's knobs and returns when
     ready; the take plays `sources[i]`. Takes go to `<out_dir>.takes/`, the dataset to `out_dir`."""
     if len(sources) != len(settings):
@@ -202,4 +204,4 @@ def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings
             f"{round_trip.correlation:.3f}")
     return import_captures(takes_dir, out_dir, pairing="numbered",
                            controls_from_name=lambda file_name: takes[file_name]["controls"],
-                           controls=list(controls), overwrite=overwrite)
+                           controls=list(controls), overwrite=overwrite, options=options)

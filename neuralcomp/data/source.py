@@ -208,6 +208,13 @@ def _resample_taps(src_rate: int, dst_rate: int) -> int:
     return math.ceil(_HALF_ZEROS / fc)
 
 
+def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """`x` at `src_rate` -> round(len(x) * dst_rate / src_rate) samples at `dst_rate` (windowed sinc)."""
+    if src_rate == dst_rate:
+        return np.asarray(x)
+    return _resample(np.asarray(x, np.float64), src_rate, dst_rate, round(len(x) * dst_rate / src_rate))
+
+
 def _resample(x: np.ndarray, src_rate: int, dst_rate: int, n_out: int, t0: int = 0) -> np.ndarray:
     """Output sample m of the windowed-sinc interpolation of x at input time t0 + m * src_rate / dst_rate.
 

@@ -79,6 +79,8 @@ class Processor:
         object.__setattr__(self, "metadata", parse_metadata(host.metadata_json, str(path)))
         object.__setattr__(self, "_stream_rate", int(host.sample_rate))  # the host rate of the stream
         object.__setattr__(self, "_adapter", None)  # RateAdaptedStream when the stream runs at another rate
+        object.__setattr__(self, "_input_level_db", 0.0)
+        object.__setattr__(self, "_output_level_db", 0.0)
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -130,6 +132,53 @@ class Processor:
     def state_names(self) -> list[str]:
         return list(self._host.state_names)
 
+    # ---- level calibration ------------------------------------------------------------------
+    @property
+    def input_level_db(self) -> float:
+        """Gain in dB applied to the audio before the model (0: as given)."""
+        return self._input_level_db
+
+    @input_level_db.setter
+    def input_level_db(self, value: float) -> None:
+        object.__setattr__(self, "_input_level_db", self._check_level("input_level_db", value))
+
+    @property
+    def output_level_db(self) -> float:
+        """Gain in dB applied to the model's output (0: as the model gives it)."""
+        return self._output_level_db
+
+    @output_level_db.setter
+    def output_level_db(self, value: float) -> None:
+        object.__setattr__(self, "_output_level_db", self._check_level("output_level_db", value))
+
+    @property
+    def calibration(self) -> dict[str, float] | None:
+        """The capture's converter levels (input_dbu_at_0dbfs, output_dbu_at_0dbfs) when the model has them."""
+        return self.metadata.get("calibration") or None
+
+    def match_calibration(self, input_dbu_at_0dbfs: float, output_dbu_at_0dbfs: float) -> tuple[float, float]:
+        """Set the trims so that a user's interface, whose 0 dBFS is `input_dbu_at_0dbfs` dBu at its
+        input and `output_dbu_at_0dbfs` dBu at its output, drives the model at the levels of the capture:
+        input trim = user input - capture input, output trim = capture output - user output. Returns them."""
+        capture = self.calibration
+        if not capture or not {"input_dbu_at_0dbfs", "output_dbu_at_0dbfs"} <= set(capture):
+            raise ModelFileError(f"{self.path} records no level calibration (import the captures with "
+                                 "--input-dbu-at-0dbfs and --output-dbu-at-0dbfs); set input_level_db and "
+                                 "output_level_db by hand instead")
+        self.input_level_db = float(input_dbu_at_0dbfs) - float(capture["input_dbu_at_0dbfs"])
+        self.output_level_db = float(capture["output_dbu_at_0dbfs"]) - float(output_dbu_at_0dbfs)
+        return self.input_level_db, self.output_level_db
+
+    @staticmethod
+    def _check_level(name: str, value: Any) -> float:
+        try:
+            level = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ControlError(f"{name} needs a number of dB, got {value!r}") from exc
+        if not -60.0 <= level <= 60.0:
+            raise ControlError(f"{name} = {level} dB is outside [-60, 60] dB")
+        return level
+
     # ---- controls ---------------------------------------------------------------------------
     def set_control(self, name: str, value: float) -> None:
         names = self.control_names
@@ -157,8 +206,8 @@ class Processor:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "linked":
-            type(self).linked.fset(self, value)
+        if name in ("linked", "input_level_db", "output_level_db"):
+            getattr(type(self), name).fset(self, value)
         elif name in self._host.control_names:
             self.set_control(name, value)
         else:
@@ -203,6 +252,8 @@ class Processor:
                 "use reset=True to change the sample rate"
             )
         run = self._host.process if self._adapter is None else self._adapter.process
+        if self._input_level_db or self._output_level_db:  # trims: per-sample gains, so chunking stays exact
+            run = self._with_trims(run)
         before = self.nonfinite_buffers
         step = frames.shape[1] if buffer_size is None else int(buffer_size)
         if frames.shape[1] == 0 or step >= frames.shape[1]:
@@ -222,6 +273,11 @@ class Processor:
         return out[0] if np.ndim(audio) == 1 else out
 
     __call__ = process
+
+    def _with_trims(self, run: Any) -> Any:
+        gain_in = np.float32(10.0 ** (self._input_level_db / 20.0))
+        gain_out = np.float32(10.0 ** (self._output_level_db / 20.0))
+        return lambda block: run(np.ascontiguousarray(block * gain_in, dtype=np.float32)) * gain_out
 
     @staticmethod
     def _check_rate(sample_rate: Any) -> int:

@@ -7,7 +7,7 @@ tensorboard/ (when tensorboard is installed), model.ts (the best weights, export
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,13 @@ import torch
 
 from export import export_model
 from neuralcomp.config import load_preset
-from neuralcomp.data.dataset import load_dataset
+from neuralcomp.data.dataset import Dataset, load_dataset
+from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.model.checkpoint import load_model
+from neuralcomp.model.lengths import first_iteration_input_length
 from neuralcomp.training.data import training_items
+from neuralcomp.training.init import initialise_from, load_pretrained
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.trainer import Trainer, TrainingConfig, streamed_losses
 
@@ -42,17 +45,53 @@ class RunResult:
                 "model": str(self.model_path)}
 
 
-def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingConfig, model_preset: str = "tiny",
-                     mode: str = "causal", split: int = 0, device: str | None = None, resume: bool = False,
-                     log: Callable[[str], None] = print, progress_bar: bool = False) -> RunResult:
-    """Train on split `split` of a dataset, keep the best ST weights, test them, export model.ts."""
+def split_by_training_length(dataset: Dataset, train: Sequence[int], valid: Sequence[int], model: SPTMod,
+                             config: TrainingConfig, log: Callable[[str], None]) -> tuple[list[int], list[int]]:
+    """Training items too short for one TBPTT sequence at (N, L) go to validation (ST validation streams
+    any length), and the log says so before training starts, rather than dropping them silently."""
+    needed = first_iteration_input_length(model.config, config.length, config.use_spn and model.spn is not None) \
+        + (config.subsequences - 1) * config.length
+    short = [i for i in train if dataset[i].length < needed]
+    if short:
+        log(f"{len(short)} training item(s) shorter than one TBPTT sequence ({needed} samples = "
+            f"{needed / dataset.sample_rate:.2f} s at N={config.subsequences}, L={config.length}"
+            f"{', with the SPN' if config.use_spn and model.spn is not None else ''}) validate instead: "
+            + ", ".join(f"{dataset[i].id} ({dataset[i].length / dataset.sample_rate:.2f} s)" for i in short))
+    kept = [i for i in train if i not in short]
+    if not kept:
+        raise ConfigError(f"no training item is at least {needed} samples long (N={config.subsequences}, "
+                          f"L={config.length}): use a shorter L, fewer sub-sequences or longer captures")
+    return kept, sorted([*valid, *short])
+
+
+def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingConfig,
+                     model_preset: str | None = "tiny", mode: str = "causal", split: int = 0,
+                     device: str | None = None, resume: bool = False, log: Callable[[str], None] = print,
+                     progress_bar: bool = False, init: str | Path | None = None) -> RunResult:
+    """Train on split `split` of a dataset, keep the best ST weights, test them, export model.ts.
+    `init` starts from a pre-trained checkpoint or exported model (its architecture unless
+    `model_preset` is given; controls mapped by name, see neuralcomp.training.init)."""
     dataset = load_dataset(dataset_dir)
     chosen = dataset.split(split)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
-    model = SPTMod(load_preset(model_preset, mode=mode, controls=dataset.controls))
+    pretrained, spn_included = load_pretrained(init) if init is not None else (None, True)
+    # the dataset's rate is the model's: the start-state silence and every time constant follow it
+    changes = {"mode": mode, "controls": dataset.controls, "sample_rate": dataset.sample_rate}
+    if model_preset is None and pretrained is not None:
+        model_config = pretrained.config.with_changes(**changes)
+    else:
+        model_config = load_preset(model_preset or "tiny", **changes)
+    model = SPTMod(model_config)
+    provenance: dict[str, Any] = {}
+    if pretrained is not None:
+        report = initialise_from(model, pretrained, str(init), spn_included)
+        for line in report.lines():
+            log(line)
+        provenance["init"] = report.to_dict()
     out = Path(out)
-    trainer = Trainer(model, config, training_items(dataset, chosen.train), training_items(dataset, chosen.valid),
+    train, valid = split_by_training_length(dataset, chosen.train, chosen.valid, model, config, log)
+    trainer = Trainer(model, config, training_items(dataset, train), training_items(dataset, valid),
                       out, device=device, log=log, progress_bar=progress_bar)
     if resume and (out / "last.ckpt").is_file():
         trainer.load_checkpoint(out / "last.ckpt")
@@ -68,6 +107,8 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     result = RunResult(summary["iterations"], int(extra.get("iteration", 0)), summary["stopped_early"],
                        float(extra.get("valid_st", float("nan"))), test_st, out / "model.ts")
     export_model(best.cpu(), result.model_path, {"dataset": str(dataset_dir), "split": split,
-                                                 "training": extra.get("training"), **result.to_dict()})
+                                                 "training": extra.get("training"), **provenance,
+                                                 **result.to_dict()},
+                 calibration=dataset.manifest.get("calibration"))
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result

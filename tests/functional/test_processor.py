@@ -224,3 +224,28 @@ def test_log_mapped_controls_reach_the_model_as_their_log_position(tmp_path, bac
     assert np.array_equal(out, expected)
     with pytest.raises(ControlError, match="outside its range"):
         processor.set_control("ratio", 0.5)
+
+
+def test_level_trims_are_gains_around_the_model_and_stay_chunk_exact(model_files, tmp_path):
+    from export import export_model
+
+    path, model = model_files("sptmod25", "causal", 7)
+    p = neuralcomp.load(path, backend="python")
+    x = noise(3000, seed=11)[0]
+    plain = p.process(x, 44100)
+    p.input_level_db = 6.0
+    assert np.array_equal(p.process(x, 44100), p.process(x, 44100, buffer_size=77))
+    p.input_level_db = 0.0
+    assert np.array_equal(p.process(x, 44100), plain)  # 0 dB: untouched, bit for bit
+    p.output_level_db = -6.0
+    np.testing.assert_allclose(p.process(x, 44100), plain * 10 ** (-6 / 20), rtol=1e-6)
+    for bad in (float("nan"), 100.0, "loud"):
+        with pytest.raises(ControlError):
+            p.input_level_db = bad
+    with pytest.raises(ModelFileError, match="no level calibration"):
+        p.match_calibration(18.0, 18.0)
+    calibrated = export_model(model, tmp_path / "cal.ts", calibration={"input_dbu_at_0dbfs": 20.0,
+                                                                       "output_dbu_at_0dbfs": 24.0})
+    q = neuralcomp.load(calibrated, backend="python")
+    assert q.metadata["calibration"] == {"input_dbu_at_0dbfs": 20.0, "output_dbu_at_0dbfs": 24.0}
+    assert q.match_calibration(14.0, 18.0) == (-6.0, 6.0)

@@ -48,9 +48,12 @@ def test_dataset_train_export_round_trip(tmp_path, dataset):
     model.set_control("ratio", 8.0)
     y = model.process(np.zeros(4410, np.float32), 44100)
     assert y.shape == (4410,) and np.all(np.isfinite(y))
-    assert main(["evaluate", str(run / "model.ts"), str(dataset), "--out", str(tmp_path / "eval.json")]) == 0
+    assert main(["evaluate", str(run / "model.ts"), str(dataset), "--out", str(tmp_path / "eval.json"),
+                 "--plots", str(tmp_path / "plots")]) == 0
     figures = json.loads((tmp_path / "eval.json").read_text())
     assert len(figures["items"]) == 4 and np.isfinite(figures["st_esr"])
+    plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))  # per item: waveform + gain, static curve
+    assert len(plots) == 8 and {f"static_curve_{i['item']}.png" for i in figures["items"]} <= set(plots)
     # resuming continues from the last checkpoint
     assert main(["train", str(dataset), "--out", str(run), *TRAIN, "--max-iterations", "6",
                  "--validate-every", "2", "--resume"]) == 0
