@@ -1,7 +1,10 @@
 """Import recorded input/output pairs (hardware captures) into the dataset format of
 :mod:`neuralcomp.data.dataset`, so training reads rendered and captured datasets the same way.
 
-Pairing (``pairing="auto"``, the default, applies both rules below to one folder; ``"numbered"`` or
+:func:`import_pairs` imports any :class:`~neuralcomp.data.pairing.PairSet` (manifests, glob patterns, see
+:mod:`neuralcomp.data.pairing`); :func:`import_captures` does it for a folder in the CL 1B layouts below.
+
+CL 1B pairing (``pairing="auto"``, the default, applies both rules below to one folder; ``"numbered"`` or
 ``"shared_input"`` applies one; or pass a callable ``folder -> [(input_path, target_path), ...]``):
 
 * numbered: ``NN_tar_<settings>.wav`` pairs with ``NN_inp.wav`` (same ``NN`` prefix, any digits);
@@ -24,13 +27,21 @@ Control names (``controls_from_name``, default :func:`parse_cl1b_name`): the par
 
 A custom ``controls_from_name(file_name) -> dict[name, normalised value]`` may be given instead.
 
-Per pair, in order: channels averaged to mono; refuse a sample-rate mismatch (input vs target, or vs the
-other pairs); remove DC (subtract the mean) from both; estimate the lag of the target behind the input as
-the integer lag in ``[-max_lag_ms, +max_lag_ms]`` maximising ``|cross-correlation|`` (FFT-based; positive =
-target late, i.e. ``target[n] ~ input[n - lag]``); shift so they line up and trim both to the common length
-(samples dropped from each side reported); subtract the mean of the kept part once more (so the written
-files have zero mean; the DC reported is the total removed); write float32 WAVs. The normalised correlation
-``sum(x y) / sqrt(sum(x^2) sum(y^2))`` is reported before (lag 0, common prefix) and after alignment.
+Per pair, in order: channels averaged to mono (or the chosen channel of a multichannel file); refuse an
+unreadable or empty file; refuse a sample-rate mismatch (input vs target, or vs the other pairs) unless
+``resample`` converts every file; refuse a target more than ``MAX_EXTRA_TARGET_SECONDS`` longer than its
+input, or silent; count clipped samples (a warning); remove DC (subtract the mean) from both; estimate the
+lag of the target behind the input: from the sync marker when the input is a source file of
+:mod:`neuralcomp.data.sync` (then the part before the program is dropped), else as the integer lag in
+``[-max_lag_ms, +max_lag_ms]`` maximising ``|cross-correlation|`` (FFT-based; positive = target late, i.e.
+``target[n] ~ input[n - lag]``); shift so they line up and trim both to the common length (samples dropped
+from each side reported); subtract the mean of the kept part once more (so the written files have zero
+mean; the DC reported is the total removed); refuse a target whose correlation with the input is then
+below ``min_correlation``; write float32 WAVs. The normalised correlation ``sum(x y) / sqrt(sum(x^2)
+sum(y^2))`` is reported before (lag 0, common prefix) and after alignment. Items too short to train (no
+sequence at ``MIN_TRAINING_LENGTH`` for the ``tiny`` preset) are kept for validation and test only.
+Everything is written into a temporary folder that replaces ``out_dir`` at the end: a failure leaves
+nothing behind.
 """
 
 from __future__ import annotations
