@@ -23,3 +23,7 @@ class ModelFileError(NeuralcompError):
 
 class StateError(NeuralcompError, ValueError):
     """A state snapshot does not fit the model it is restored into."""
+
+
+class TrainingDivergedError(NeuralcompError):
+    """Training produced a non-finite loss (NaN or Inf): the run cannot continue."""

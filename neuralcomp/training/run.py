@@ -67,17 +67,21 @@ def split_by_training_length(dataset: Dataset, train: Sequence[int], valid: Sequ
 def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingConfig,
                      model_preset: str | None = "tiny", mode: str = "causal", split: int = 0,
                      device: str | None = None, resume: bool = False, log: Callable[[str], None] = print,
-                     progress_bar: bool = False, init: str | Path | None = None) -> RunResult:
+                     progress_bar: bool = False, init: str | Path | None = None,
+                     model_overrides: dict[str, Any] | None = None,
+                     on_record: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
     """Train on split `split` of a dataset, keep the best ST weights, test them, export model.ts.
     `init` starts from a pre-trained checkpoint or exported model (its architecture unless
-    `model_preset` is given; controls mapped by name, see neuralcomp.training.init)."""
+    `model_preset` is given; controls mapped by name, see neuralcomp.training.init).
+    `model_overrides` change preset fields (sweeps); `on_record` sees every metrics row."""
     dataset = load_dataset(dataset_dir)
     chosen = dataset.split(split)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
     pretrained, spn_included = load_pretrained(init) if init is not None else (None, True)
     # the dataset's rate is the model's: the start-state silence and every time constant follow it
-    changes = {"mode": mode, "controls": dataset.controls, "sample_rate": dataset.sample_rate}
+    changes = {"mode": mode, "controls": dataset.controls, "sample_rate": dataset.sample_rate,
+               **(model_overrides or {})}
     if model_preset is None and pretrained is not None:
         model_config = pretrained.config.with_changes(**changes)
     else:
@@ -92,7 +96,7 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     out = Path(out)
     train, valid = split_by_training_length(dataset, chosen.train, chosen.valid, model, config, log)
     trainer = Trainer(model, config, training_items(dataset, train), training_items(dataset, valid),
-                      out, device=device, log=log, progress_bar=progress_bar)
+                      out, device=device, log=log, progress_bar=progress_bar, on_record=on_record)
     if resume and (out / "last.ckpt").is_file():
         trainer.load_checkpoint(out / "last.ckpt")
         log(f"resumed at iteration {trainer.progress.iteration}")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from neuralcomp.config import read_preset_json
-from neuralcomp.errors import ConfigError
+from neuralcomp.errors import ConfigError, TrainingDivergedError
 from neuralcomp.model.checkpoint import read_checkpoint, save_atomically, save_model
 from neuralcomp.model.sptmod import BlockState, SPTMod
 from neuralcomp.training.loss import CompressorLoss
@@ -136,8 +136,10 @@ class Trainer:
 
     def __init__(self, model: SPTMod, config: TrainingConfig, train_items: list[TrainingItem],
                  valid_items: list[TrainingItem], out_dir: str | Path, device: str | torch.device = "cpu",
-                 log: Callable[[str], None] = print, progress_bar: bool = False) -> None:
+                 log: Callable[[str], None] = print, progress_bar: bool = False,
+                 on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
+        self.on_record = on_record  # sees every metrics row (sweeps report validations live)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.out_dir = Path(out_dir)
@@ -198,6 +200,8 @@ class Trainer:
         try:
             while p.iteration < stop_at:
                 terms, grad_norm = self.train_iteration()
+                if not np.isfinite(terms["total"]):
+                    raise TrainingDivergedError(f"training loss is {terms['total']} at iteration {p.iteration}")
                 samples += cfg.batch_size * cfg.length
                 rate = samples / max(time.perf_counter() - started, 1e-9)
                 memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
@@ -321,6 +325,8 @@ class Trainer:
         """One row of metrics.jsonl, and every figure in it as a TensorBoard scalar when running."""
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self.on_record is not None:
+            self.on_record(row)
         if self._tensorboard is not None:
             for name, value in row.items():
                 if name not in ("iteration", "epoch") and np.isfinite(value):
