@@ -100,7 +100,7 @@ def final_metrics(status: dict[str, Any]) -> dict[str, Any]:
     if status["status"] != "done":
         return {"status": status["status"], "reason": status.get("reason", "")}
     return {"status": "done", "valid_st": status["result"]["valid_st"], "test_st": status["result"]["test_st"],
-            "cost_us": status["cost"]["us_per_buffer_mean"], "macs": status["cost"]["macs_per_sample"]}
+            "cost_us": status["cost"]["us_per_buffer_p50"], "macs": status["cost"]["macs_per_sample"]}
 
 
 class ProgressTable:
@@ -249,7 +249,7 @@ def _fit(spec: SweepSpec, raw: dict[str, Any], dataset_dir: Path, out: Path, opt
                 if s["status"] == "done"]
         points = [{k: d["setting"][k] for k in spec.space} for d in done]
         rewards = [[statuses[TrialSpec.from_dict(d).trial_id]["result"]["valid_st"],
-                    statuses[TrialSpec.from_dict(d).trial_id]["cost"]["us_per_buffer_mean"]] for d in done]
+                    statuses[TrialSpec.from_dict(d).trial_id]["cost"]["us_per_buffer_p50"]] for d in done]
         searcher = OptunaSearch(metric=["valid_st", "cost_us"], mode=["min", "min"], seed=spec.seeds[0],
                                 points_to_evaluate=points or None, evaluated_rewards=rewards or None)
         param_space = {**base, **_search_space(spec, tune)}
