@@ -66,10 +66,11 @@ def _start_ray(options: SweepOptions) -> bool:
     import logging
 
     ray, _ = _import_ray()
-    if ray.is_initialized():
-        return False
     if options.address:
         _check_reachable(options.address)
+    if ray.is_initialized():  # a caller (a notebook, the tests) started Ray already
+        return False
+    if options.address:
         try:
             ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
