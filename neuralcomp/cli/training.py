@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_data_parallel(args: argparse.Namespace, config: Any, preset: str | None) -> Any:
+    """`--nproc N` processes on this machine, or the group torchrun started; rank 0's RunResult (None elsewhere)."""
+    import torch
+
+    from neuralcomp.training import distributed
+    from neuralcomp.training.run import RunResult, train_and_export
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    group = distributed.from_environment()
+    if group is not None:  # launched by torchrun: one process per GPU (LOCAL_RANK) or CPU process
+        local = os.environ.get("LOCAL_RANK", "0")
+        return train_and_export(args.dataset, args.out, config, preset, args.mode, args.split,
+                                f"cuda:{local}" if device.startswith("cuda") else "cpu", args.resume,
+                                log=distributed.log_to_stderr, init=args.init, parallel=group)
+    distributed.ProcessGroup(0, args.nproc).check_batch(config.batch_size)
+    distributed.launch(args.nproc, device.split(":")[0], train_and_export, args.dataset, args.out, config,
+                       preset, args.mode, args.split, resume=args.resume, log=distributed.log_to_stderr,
+                       init=args.init)
+    data = json.loads((Path(args.out) / "result.json").read_text())
+    return RunResult(data["iterations"], data["best_iteration"], data["stopped_early"], data["valid_st"],
+                     data["test_st"], Path(data["model"]))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from neuralcomp.training import distributed
     from neuralcomp.training.run import train_and_export
     from neuralcomp.training.trainer import TrainingConfig
 
@@ -55,9 +80,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    "seed": args.seed}.items() if v is not None}
     config = TrainingConfig.from_preset(args.training, **overrides)
     preset = args.preset or (None if args.init else "tiny")
-    result = train_and_export(args.dataset, args.out, config, preset, args.mode, args.split, args.device,
-                              args.resume, log=lambda line: print(line, file=sys.stderr),
-                              progress_bar=not args.no_progress and sys.stderr.isatty(), init=args.init)
+    if args.nproc > 1 or distributed.from_environment() is not None:
+        result = _train_data_parallel(args, config, preset)
+        if result is None:  # a torchrun process other than rank 0
+            return 0
+    else:
+        result = train_and_export(args.dataset, args.out, config, preset, args.mode, args.split, args.device,
+                                  args.resume, log=lambda line: print(line, file=sys.stderr),
+                                  progress_bar=not args.no_progress and sys.stderr.isatty(), init=args.init)
     print(json.dumps(result.to_dict(), indent=2))
     print(f"wrote {result.model_path}; TensorBoard logs in {Path(args.out) / 'tensorboard'}")
     return 0
@@ -123,6 +153,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine, each on B/nproc of every batch: gloo on CPU, "
+                        "one GPU each with NCCL (default: 1)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="held-out figures of a model on a dataset split, streamed through a host")

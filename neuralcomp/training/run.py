@@ -23,6 +23,7 @@ from neuralcomp.model import SPTMod
 from neuralcomp.model.checkpoint import load_model
 from neuralcomp.model.lengths import first_iteration_input_length
 from neuralcomp.training.data import training_items
+from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.init import initialise_from, load_pretrained
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.trainer import Trainer, TrainingConfig, streamed_losses
@@ -43,6 +44,10 @@ class RunResult:
         return {"iterations": self.iterations, "best_iteration": self.best_iteration,
                 "stopped_early": self.stopped_early, "valid_st": self.valid_st, "test_st": self.test_st,
                 "model": str(self.model_path)}
+
+
+def _quiet(line: str) -> None:
+    """The log of a data-parallel process other than the main one."""
 
 
 def split_by_training_length(dataset: Dataset, train: Sequence[int], valid: Sequence[int], model: SPTMod,
@@ -69,11 +74,15 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
                      device: str | None = None, resume: bool = False, log: Callable[[str], None] = print,
                      progress_bar: bool = False, init: str | Path | None = None,
                      model_overrides: dict[str, Any] | None = None,
-                     on_record: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+                     on_record: Callable[[dict[str, Any]], None] | None = None,
+                     parallel: ProcessGroup | None = None) -> RunResult | None:
     """Train on split `split` of a dataset, keep the best ST weights, test them, export model.ts.
     `init` starts from a pre-trained checkpoint or exported model (its architecture unless
     `model_preset` is given; controls mapped by name, see neuralcomp.training.init).
-    `model_overrides` change preset fields (sweeps); `on_record` sees every metrics row."""
+    `model_overrides` change preset fields (sweeps); `on_record` sees every metrics row; `parallel`
+    is this process's data-parallel group (only its main process tests, exports and returns a result)."""
+    if parallel is not None and not parallel.is_main:
+        log = _quiet  # one process speaks
     dataset = load_dataset(dataset_dir)
     chosen = dataset.split(split)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,13 +105,16 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     out = Path(out)
     train, valid = split_by_training_length(dataset, chosen.train, chosen.valid, model, config, log)
     trainer = Trainer(model, config, training_items(dataset, train), training_items(dataset, valid),
-                      out, device=device, log=log, progress_bar=progress_bar, on_record=on_record)
+                      out, device=device, log=log, progress_bar=progress_bar, on_record=on_record,
+                      parallel=parallel)
     if resume and (out / "last.ckpt").is_file():
         trainer.load_checkpoint(out / "last.ckpt")
         log(f"resumed at iteration {trainer.progress.iteration}")
     summary = trainer.run()
     if not (out / "best.ckpt").is_file():  # no validation ran yet: validate the final weights
         trainer.validate_and_check_patience()
+    if not trainer.is_main:
+        return None
     best, extra = load_model(out / "best.ckpt")
     best = best.to(device)
     test_items = training_items(dataset, chosen.test)

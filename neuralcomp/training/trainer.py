@@ -31,7 +31,8 @@ from neuralcomp.errors import ConfigError, TrainingDivergedError
 from neuralcomp.model.checkpoint import read_checkpoint, save_atomically, save_model
 from neuralcomp.model.sptmod import BlockState, SPTMod
 from neuralcomp.training.loss import CompressorLoss
-from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
+from neuralcomp.training.distributed import ProcessGroup
+from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
 
 TRAINING_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
 STATE_FORMAT = "neuralcomp-training-state"
@@ -83,6 +84,8 @@ class TrainingConfig:
             raise ConfigError(f"unknown training settings {sorted(unknown)} in {path}")
         return cls(**data)
 
+
+_STATE_BATCH_DIMS = (0, 1, 1, 0)  # batch dimension of BlockState's conv_cache, lstm_h, lstm_c, modulation_history
 
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
@@ -137,8 +140,15 @@ class Trainer:
     def __init__(self, model: SPTMod, config: TrainingConfig, train_items: list[TrainingItem],
                  valid_items: list[TrainingItem], out_dir: str | Path, device: str | torch.device = "cpu",
                  log: Callable[[str], None] = print, progress_bar: bool = False,
-                 on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_record: Callable[[dict[str, Any]], None] | None = None,
+                 parallel: ProcessGroup | None = None) -> None:
         self.config = config
+        self.parallel = parallel  # data-parallel group (neuralcomp.training.distributed), None: one process
+        self.is_main = parallel is None or parallel.is_main  # the process that validates, logs and writes
+        if parallel is not None:
+            parallel.check_batch(config.batch_size)
+        if not self.is_main:
+            log, progress_bar, on_record = (lambda line: None), False, None
         self.on_record = on_record  # sees every metrics row (sweeps report validations live)
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -190,7 +200,8 @@ class Trainer:
         cfg, p = self.config, self.progress
         stop_at = min(cfg.max_iterations, until or cfg.max_iterations)
         # purge_step: a resumed run drops events a killed run logged after its last checkpoint
-        self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=p.iteration or None)
+        if self.is_main:
+            self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=p.iteration or None)
         bar = tqdm(total=stop_at, initial=p.iteration, unit="it", disable=not self.progress_bar, dynamic_ncols=True)
         log = self.log
         if self.progress_bar:
@@ -227,7 +238,8 @@ class Trainer:
         finally:
             bar.close()
             self.log = log
-            self._tensorboard.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
             self._tensorboard = None
         return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
                 "stopped_early": stopped_early}
@@ -271,11 +283,17 @@ class Trainer:
         last_of_step = (p.iteration + 1) % cfg.grad_accumulation == 0
         if first_of_step:
             self.optimizer.zero_grad(set_to_none=True)
+        bounds = self.train.piece_bounds(piece)
+        local = batch if self.parallel is None else Batch(*(self.parallel.shard(t) for t in (batch.input, batch.target, batch.controls)))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            prediction, state, target = self._forward_piece(self.model, batch, self.train.piece_bounds(piece),
-                                                            piece, self._carried)
+            prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried)
+            if self.parallel is not None:  # the loss of the whole batch, as one process computes it
+                prediction = self.parallel.whole_batch(prediction)
+                target = batch.target[..., bounds[0]:bounds[1]][..., -cfg.length:].to(self.device)
             total, terms = self.loss(prediction.float(), target)
         (total / cfg.grad_accumulation).backward()
+        if self.parallel is not None:
+            self.parallel.sum_gradients(list(self.model.parameters()))
         grad_norm = float("nan")
         if last_of_step:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(
@@ -307,8 +325,13 @@ class Trainer:
         return {"st": float(np.mean(st)) if st else float("nan"), "wt": float(wt_mean)}
 
     def validate_and_check_patience(self) -> bool:
+        """Validate (the main process) and say whether patience ran out (every process gets the answer)."""
+        self.progress.last_validation = self.progress.iteration
+        stop = self._validate_and_check_patience() if self.is_main else False
+        return stop if self.parallel is None else self.parallel.broadcast_flag(stop, self.device)
+
+    def _validate_and_check_patience(self) -> bool:
         p = self.progress
-        p.last_validation = p.iteration
         scores = self.validate()
         self._record({"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"]})
         self.log(f"validation at it {p.iteration}: ST {scores['st']:.4f}  WT {scores['wt']:.4f}")
@@ -323,6 +346,8 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------
     def _record(self, row: dict[str, Any]) -> None:
         """One row of metrics.jsonl, and every figure in it as a TensorBoard scalar when running."""
+        if not self.is_main:
+            return
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.on_record is not None:
@@ -344,7 +369,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Everything needed to continue bit for bit, written atomically to out_dir/last.ckpt."""
-        carried = None if self._carried is None else [[t.cpu() for t in s.tensors()] for s in self._carried]
+        carried = None if self._carried is None else [[t.cpu() for t in s.tensors()] for s in self._whole_carried()]
+        if not self.is_main:
+            return self.out_dir / "last.ckpt"
         return save_atomically({
             "format": STATE_FORMAT,
             "model_config": self.model.config.to_dict(),
@@ -359,6 +386,16 @@ class Trainer:
             "grads": [None if q.grad is None else q.grad.cpu() for q in self.model.parameters()],
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }, self.out_dir / "last.ckpt")
+
+    def _whole_carried(self) -> list[BlockState]:
+        """The carried TBPTT state of the whole batch (every process's slice, in rank order)."""
+        if self.parallel is None:
+            return self._carried
+        return [BlockState(*(self.parallel.gather(t, dim) for t, dim in zip(s.tensors(), _STATE_BATCH_DIMS)))
+                for s in self._carried]
+
+    def _my_slice(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        return tensor if self.parallel is None else self.parallel.shard(tensor, dim)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Continue from `save_checkpoint`'s file; the trainer must have the same config and data."""
@@ -375,11 +412,13 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(data["ema"])
         self.progress = _Progress(**data["progress"])
-        self._forget_metrics_after(self.progress.iteration)
+        if self.is_main:
+            self._forget_metrics_after(self.progress.iteration)
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
         self._carried = None if data["carried"] is None else [
-            BlockState(*(t.to(self.device) for t in s)) for s in data["carried"]]
+            BlockState(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, _STATE_BATCH_DIMS)))
+            for s in data["carried"]]
         torch.set_rng_state(data["rng"]["torch"])
         np.random.set_state(data["rng"]["numpy"])
         random.setstate(data["rng"]["python"])
