@@ -42,7 +42,8 @@ demo: setup
 
 # The live tests start their own JACK dummy server (a real audio server with a real clock).
 test: setup
-	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 NEURALCOMP_REQUIRE_PLUGINS=1 $(PYTHON) -m pytest -q
+	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 NEURALCOMP_REQUIRE_PLUGINS=1 NEURALCOMP_REQUIRE_SWEEP=1 \
+		$(PYTHON) -m pytest -q
 
 bench: setup
 	$(VENV)/bin/neuralcomp export --untrained --preset sptmod25 --mode causal --controls 7 -o out/bench/sptmod25.ts

@@ -12,6 +12,9 @@ state the exported model uses, which is what users hear. Early stopping watches 
 Checkpoints hold everything needed to continue bit for bit: weights, optimizer, iteration,
 epoch, batch and TBPTT phase, the carried state inside a group, and the random generators; the
 data order depends on (seed, epoch) only.
+
+Data-parallel (neuralcomp.training.distributed): each process runs its slice of every batch, the
+loss is that of the gathered whole batch, gradients are summed; the main process validates and writes.
 """
 
 from __future__ import annotations
@@ -284,7 +287,9 @@ class Trainer:
         if first_of_step:
             self.optimizer.zero_grad(set_to_none=True)
         bounds = self.train.piece_bounds(piece)
-        local = batch if self.parallel is None else Batch(*(self.parallel.shard(t) for t in (batch.input, batch.target, batch.controls)))
+        local = batch
+        if self.parallel is not None:  # this process's slice of the batch
+            local = Batch(*(self.parallel.shard(t) for t in (batch.input, batch.target, batch.controls)))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
             prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried)
             if self.parallel is not None:  # the loss of the whole batch, as one process computes it
