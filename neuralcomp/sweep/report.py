@@ -263,19 +263,25 @@ def write_report(sweep_dir: str | Path, out: str | Path, device: str | None = No
     if not rows:
         raise SweepError(f"{sweep_dir} has no finished trial with a validation yet")
     out.mkdir(parents=True, exist_ok=True)
-    seconds = seconds_per_iteration(sweep_dir, rows, out / "bench_train.json", device, bench_groups, log)
-    settings = summarise_settings(rows, seconds)
+    recorded = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    dataset, search = recorded["dataset"], recorded["sweep"].get("search", "grid")
+    settings: list[dict[str, Any]] = []
+    if search == "grid":  # a search samples scattered points: no (N, B, L) tables, no per-setting bench
+        seconds = seconds_per_iteration(sweep_dir, rows, out / "bench_train.json", device, bench_groups, log)
+        settings = summarise_settings(rows, seconds)
     front = pareto_front(rows)
-    dataset = json.loads((sweep_dir / SWEEP_FILE).read_text())["dataset"]
     pareto_dir = out / "pareto_models"
     pareto_dir.mkdir(exist_ok=True)
     for row in front:
         shutil.copyfile(row.model, pareto_dir / f"{row.trial_id}.ts")
 
     md = [f"# Sweep report: {sweep_dir}", "", f"Dataset: `{dataset}`. {len(rows)} finished trials, "
-          f"{len(failed)} failed. Median and MAD over cross-validation splits (and seeds) per (N, B, L); "
-          "rows B, columns L with Lc = N x L below them, one table per N (the paper's Tables 1-6 layout; "
-          "the paper prints losses x10, this report prints them as they are).", ""]
+          f"{len(failed)} failed."]
+    if settings:
+        md[-1] += (" Median and MAD over cross-validation splits (and seeds) per (N, B, L); rows B, columns L "
+                   "with Lc = N x L below them, one table per N (the paper's Tables 1-6 layout; the paper "
+                   "prints losses x10, this report prints them as they are).")
+    md.append("")
     for quantity, title, fmt in QUANTITIES:
         for group, per_n in paper_tables(settings, quantity, fmt).items():
             md += [f"## {title}" + ("" if group == "all" else f" [{group}]"), ""]
@@ -285,15 +291,21 @@ def write_report(sweep_dir: str | Path, out: str | Path, device: str | None = No
            "| trial | ST loss | µs / 64-sample buffer | multiply-adds / sample | model |", "|---|---:|---:|---:|---|"]
     md += [f"| {r.trial_id} | {r.valid_st:.4g} | {r.us_per_buffer:.1f} | {r.macs_per_sample:,.0f} | "
            f"pareto_models/{r.trial_id}.ts |" for r in front]
+    if search != "grid":
+        md += ["", "## Trials", "", "| trial | setting | ST loss | WT loss | µs / 64-sample buffer | "
+               "multiply-adds / sample |", "|---|---|---:|---:|---:|---:|"]
+        md += [f"| {r.trial_id} | {r.group} | {r.valid_st:.4g} | {r.valid_wt:.4g} | {r.us_per_buffer:.1f} | "
+               f"{r.macs_per_sample:,.0f} |" for r in sorted(rows, key=lambda r: r.valid_st)]
     if failed:
         md += ["", "## Failed trials", ""] + [f"- {f['trial_id']}: {f['reason']}" for f in failed]
     paths = [out / "report.md", out / "report.csv", out / "report.json"]
     paths[0].write_text("\n".join(md) + "\n")
+    table = settings or [asdict(r) for r in rows]  # per (N, B, L) setting, or per trial for a search
     with open(paths[1], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(settings[0]))
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
-        writer.writerows(settings)
-    paths[2].write_text(json.dumps({"dataset": dataset, "within": WITHIN, "settings": settings,
+        writer.writerows(table)
+    paths[2].write_text(json.dumps({"dataset": dataset, "search": search, "within": WITHIN, "settings": settings,
                                     "trials": [asdict(r) for r in rows], "failed": failed,
                                     "pareto": [r.trial_id for r in front]}, indent=2))
     return paths + _plots(settings, rows, front, out) + [pareto_dir]

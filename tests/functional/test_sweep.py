@@ -164,6 +164,9 @@ def test_an_optuna_search_explores_accuracy_against_cost(ray_instance, dataset, 
     assert main(["sweep-report", str(out)]) == 0
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["pareto"] and set(report["pareto"]) <= set(statuses)
+    assert report["settings"] == [] and not list((out / "report").glob("heatmap_*.png"))  # no grid tables
+    assert "## Trials" in (out / "report" / "report.md").read_text()
+    assert (out / "report" / "pareto.png").stat().st_size > 0
 
 
 def test_without_ray_the_command_says_how_to_install_it(dataset, tmp_path, monkeypatch, capsys):
