@@ -39,6 +39,7 @@ def _parse_control_spec(text: str):
 
 def cmd_dataset_capture(args: argparse.Namespace) -> int:
     from neuralcomp.data import dataset as ds
+    from neuralcomp.data.captures import ImportOptions
     from neuralcomp.data.hardware import InterfaceConfig, capture_dataset
     from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig, make_source
 
@@ -53,8 +54,6 @@ def cmd_dataset_capture(args: argparse.Namespace) -> int:
           f"input channel {args.in_channel}", file=sys.stderr)
     sources = [make_source(SourceConfig(sample_rate=args.rate, seed=args.seed + i), args.music or DEFAULT_MUSIC_DIR).audio
                for i in range(len(settings))]
-    from neuralcomp.data.captures import ImportOptions
-
     options = ImportOptions(input_dbu_at_0dbfs=args.input_dbu_at_0dbfs, output_dbu_at_0dbfs=args.output_dbu_at_0dbfs)
     path, report = capture_dataset(args.output, sources, settings, controls, interface,
                                    ask_user=lambda text: input(f"{text}, then press Enter "),
@@ -84,8 +83,8 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     options = ImportOptions(max_lag_ms=args.max_lag_ms, resample=args.resample, min_correlation=args.min_correlation,
                             input_channel=args.input_channel, target_channel=args.target_channel,
                             input_dbu_at_0dbfs=args.input_dbu_at_0dbfs, output_dbu_at_0dbfs=args.output_dbu_at_0dbfs)
-    path, report = import_pairs(pairs, args.output, options, overwrite=args.overwrite, source_folder=
-                                source if source.is_dir() else source.parent)
+    folder = source if source.is_dir() else source.parent
+    path, report = import_pairs(pairs, args.output, options, overwrite=args.overwrite, source_folder=folder)
     print(report.format())
     print(f"wrote {path}")
     return 0
