@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from export.engine_entry import ENGINE_FILE, engine_entry
 from export.streaming import StreamingSPTMod
 from neuralcomp.config import SPTModConfig
 from neuralcomp.metadata import FORMAT_NAME, SCHEMA_VERSION
@@ -91,6 +92,9 @@ def export_model(model: SPTMod, path: str | Path, provenance: dict[str, Any] | N
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: scripted.metadata_json})
+        torch.jit.save(scripted, str(tmp), _extra_files={
+            METADATA_FILE: scripted.metadata_json,
+            ENGINE_FILE: engine_entry(scripted, json.loads(scripted.metadata_json)),
+        })
     tmp.replace(path)
     return path

@@ -351,6 +351,9 @@ class StreamingSPTMod(nn.Module):
         self.forward(torch.zeros(num_channels, self.start_state_samples), controls)
         self.output_queue = torch.zeros(num_channels, self.latency_samples)  # latency samples are silent
         self.start_snapshot = self.get_state()
+        # compact copies: the warm-up left the state as views of its large intermediates, which
+        # would otherwise be saved whole in the exported file
+        self._restore(self.start_snapshot)
 
     @torch.jit.export
     def set_linked(self, linked: bool, controls: Tensor) -> None:

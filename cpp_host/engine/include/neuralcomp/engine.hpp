@@ -61,8 +61,10 @@ struct ControlInfo {
   float normalise(double value) const;
 };
 
-// Weights and shapes of one ModBlock, padded for the kernels (see engine.cpp for the layouts).
+// Private layouts (weights.hpp, engine.cpp).
 struct BlockWeights;
+struct BlockStream;
+struct PathState;
 
 // An exported model: weights, shapes and metadata. Immutable; load once, share freely.
 class Model {
@@ -174,51 +176,28 @@ class Engine {
   bool linked() const { return linked_; }
   int64_t nonfinite_buffers() const { return nonfinite_buffers_.load(std::memory_order_relaxed); }
 
-  struct Stream;  // per modulation path state (private layout, engine.cpp)
+  // Everything sized in prepare(): state of each modulation path, the start-state snapshot,
+  // scratch buffers and the control atomics (engine.cpp).
+  struct Impl;
 
  private:
-  void run_segment(const float* const* input, float* const* output, int num_frames,
-                   const float* const* control_track, int track_offset) noexcept;
-  void run_causal(float* const* audio, const float* const* input, int count,
-                  const float* const* control_track, int track_offset) noexcept;
-  void run_paper_frame(const float* const* frame_input, float* const* frame_output,
-                       const float* const* control_track, int track_end) noexcept;
-  void film_for_frame(const float* const* control_track, int track_index) noexcept;
+  void update_film() noexcept;
   void refresh_controls() noexcept;
-  void compute_film(const float* normalised) noexcept;
+  void film_from_track(const float* const* control_track, int index) noexcept;
+  void finish_frame(int block, BlockStream& stream, float* modulation) noexcept;
+  void run_causal_path(PathState& path, float* const* audio, int audio_channels, int count) noexcept;
+  void run_paper_path(PathState& path, float* const* audio, int audio_channels) noexcept;
+  void load_detector(PathState& path, const float* const* input, int path_index, int count) noexcept;
+  void run_piece(const float* const* input, float* const* output, int count) noexcept;
   void zero_state() noexcept;
-  void save_start_state() noexcept;
   void restore_start_state() noexcept;
   int detector_paths() const { return linked_ ? 1 : num_channels_; }
 
   std::shared_ptr<const Model> model_;
+  std::unique_ptr<Impl> impl_;
   int num_channels_ = 0;
   int max_block_size_ = 0;
   bool linked_ = false;
-  int phase_ = 0;  // samples of the current pooling frame already seen
-
-  // controls: user values (any thread) and the normalised vector the FiLM was computed for
-  std::unique_ptr<std::atomic<double>[]> control_values_;
-  std::unique_ptr<std::atomic<float>[]> control_normalised_;
-  std::atomic<uint32_t> control_generation_{0};
-  uint32_t film_generation_ = ~0u;
-  std::vector<float> film_controls_;     // (n,) normalised controls of the current FiLM
-  std::vector<float> film_scratch_;      // (n,) controls read for one frame
-  std::vector<float> film_hidden_;       // MLP scratch
-
-  std::vector<std::unique_ptr<Stream>> streams_;       // one per modulation path
-  std::vector<std::unique_ptr<Stream>> start_streams_; // the start state, restored after NaN input
-  int start_phase_ = 0;
-  std::vector<std::vector<float>> pending_input_;  // paper: (C, P) input of the unfinished frame
-  std::vector<std::vector<float>> output_queue_;   // paper: (C, 2P) ring of processed output
-  int queue_start_ = 0;                            // paper: ring read position
-  std::vector<std::vector<float>> start_pending_, start_queue_;
-  int start_queue_start_ = 0;
-  std::vector<float> detector_;   // linked: (max_block,) per-sample loudest channel
-  std::vector<std::vector<float>> audio_scratch_;  // (C, max(P, max_block)) paper frame output
-  std::vector<const float*> input_ptrs_;
-  std::vector<float*> output_ptrs_;
-  std::vector<const float*> track_ptrs_;
   std::atomic<int64_t> nonfinite_buffers_{0};
 };
 

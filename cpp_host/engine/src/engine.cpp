@@ -1,0 +1,751 @@
+// The real-time SPTMod engine. Mirrors export/streaming.py step by step; see DESIGN.md section 11.
+//
+// Partition invariance by construction: each output sample is computed by the same instructions in
+// the same order whatever the call length. Kernels loop over channels (vectorised, zero-padded to
+// kLanes), never over time; frame-rate work (pooling sum, FiLM, LSTM step, projection) runs once
+// per finished frame; a call longer than max_block_size is cut into pieces, which changes nothing.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "neuralcomp/engine.hpp"
+#include "weights.hpp"
+
+namespace neuralcomp {
+namespace {
+
+using ConvKernel = void (*)(const BlockWeights&, const float* rows, float* z);
+
+// z = PReLU(bias + W . rows) for one sample; rows = the k * c_in conv inputs ending at this sample.
+template <int LANES>
+void conv_prelu_fixed(const BlockWeights& w, const float* rows, float* z) {
+  alignas(64) float acc[LANES];
+  for (int o = 0; o < LANES; ++o) acc[o] = w.conv_bias[o];
+  const int taps = w.kernel_size * w.in_channels;
+  const float* weight = w.conv_weight.data();
+  for (int r = 0; r < taps; ++r) {
+    const float x = rows[r];
+    const float* wr = weight + static_cast<size_t>(r) * LANES;
+    for (int o = 0; o < LANES; ++o) acc[o] += wr[o] * x;
+  }
+  const float* slope = w.prelu.data();
+  for (int o = 0; o < LANES; ++o) z[o] = acc[o] > 0.0f ? acc[o] : slope[o] * acc[o];
+}
+
+void conv_prelu_any(const BlockWeights& w, const float* rows, float* z) {
+  const int lanes = w.lanes;
+  for (int o = 0; o < lanes; ++o) z[o] = w.conv_bias[o];
+  const int taps = w.kernel_size * w.in_channels;
+  for (int r = 0; r < taps; ++r) {
+    const float x = rows[r];
+    const float* wr = w.conv_weight.data() + static_cast<size_t>(r) * lanes;
+    for (int o = 0; o < lanes; ++o) z[o] += wr[o] * x;
+  }
+  for (int o = 0; o < lanes; ++o) z[o] = z[o] > 0.0f ? z[o] : w.prelu[o] * z[o];
+}
+
+ConvKernel conv_kernel_for(int lanes) {
+  switch (lanes) {
+    case 8: return conv_prelu_fixed<8>;
+    case 16: return conv_prelu_fixed<16>;
+    case 24: return conv_prelu_fixed<24>;
+    case 32: return conv_prelu_fixed<32>;
+    case 40: return conv_prelu_fixed<40>;
+    case 48: return conv_prelu_fixed<48>;
+    case 64: return conv_prelu_fixed<64>;
+    default: return conv_prelu_any;
+  }
+}
+
+// torch.lerp's formula (ATen Lerp.h), so the blend matches the TorchScript module closely.
+inline float lerp(float start, float end, float weight) {
+  return std::fabs(weight) < 0.5f ? start + weight * (end - start) : end - (end - start) * (1.0f - weight);
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// acc[lanes] = bias + sum_r x[r] * weight[r][:], rows in order (a fixed reduction order)
+void affine_rows(const float* weight, const float* bias, const float* x, int rows, int lanes, float* acc) {
+  for (int o = 0; o < lanes; ++o) acc[o] = bias[o];
+  for (int r = 0; r < rows; ++r) {
+    const float xr = x[r];
+    const float* wr = weight + static_cast<size_t>(r) * lanes;
+    for (int o = 0; o < lanes; ++o) acc[o] += wr[o] * xr;
+  }
+}
+
+}  // namespace
+
+// ---- state -----------------------------------------------------------------------------------------
+
+struct BlockStream {
+  std::vector<float> conv_input;  // rows of c_in: [k - 1 cached rows][this call's rows]
+  std::vector<float> pool;        // (P, lanes): PReLU output of the unfinished frame, row = phase
+  std::vector<float> h, c;        // (H,)
+  std::vector<float> history;     // (2, modulation_lanes): modulation of the older and newer frame
+};
+
+struct PathState {  // one modulation path (a channel, or the shared detector when linked)
+  std::vector<BlockStream> blocks;
+};
+
+struct FilmParams {
+  std::vector<float> gamma_over_pool;  // (lanes,)
+  std::vector<float> beta;             // (lanes,)
+};
+
+struct Engine::Impl {
+  std::vector<ConvKernel> conv_kernels;
+  std::vector<PathState> paths, start_paths;
+  int phase = 0, start_phase = 0;
+  // paper mode: input of the unfinished frame and a ring of processed output, per audio channel
+  std::vector<std::vector<float>> pending, queue, start_pending, start_queue;
+  int queue_read = 0, queue_count = 0;
+  int start_queue_read = 0, start_queue_count = 0;
+  // controls
+  std::unique_ptr<std::atomic<double>[]> values;
+  std::unique_ptr<std::atomic<float>[]> normalised;
+  std::atomic<uint32_t> generation{1};
+  uint32_t film_generation = 0;
+  std::vector<float> film_controls, control_scratch, film_hidden_a, film_hidden_b, film_out;
+  bool film_valid = false;
+  std::vector<FilmParams> film;  // per block
+  // scratch
+  std::vector<float> detector;                  // (max(P, max_block),)
+  std::vector<std::vector<float>> frame_audio;  // paper: (C, P)
+  std::vector<float> z, modulation, pooled, xh, gates, new_modulation;
+  std::vector<float*> audio_ptrs;
+  std::vector<const float*> frame_input_ptrs;
+  std::vector<const float*> piece_input;
+  std::vector<float*> piece_output;
+};
+
+// ---- construction ------------------------------------------------------------------------------------
+
+Engine::Engine(std::shared_ptr<const Model> model, int num_channels, int max_block_size)
+    : model_(std::move(model)), impl_(std::make_unique<Impl>()) {
+  if (!model_) throw std::invalid_argument("Engine needs a model");
+  Impl& s = *impl_;
+  const int n = model_->num_controls();
+  s.values = std::make_unique<std::atomic<double>[]>(std::max(n, 1));
+  s.normalised = std::make_unique<std::atomic<float>[]>(std::max(n, 1));
+  for (int i = 0; i < n; ++i) {
+    const ControlInfo& info = model_->controls()[i];
+    s.values[i].store(info.default_value);
+    s.normalised[i].store(info.normalise(info.default_value));
+  }
+  s.film_controls.assign(n, 0.0f);
+  s.control_scratch.assign(n, 0.0f);
+  int widest_hidden = 1, widest_out = 1;
+  for (const auto& b : model_->blocks_) {
+    s.conv_kernels.push_back(conv_kernel_for(b->lanes));
+    s.film.push_back(FilmParams{std::vector<float>(b->lanes, 0.0f), std::vector<float>(b->lanes, 0.0f)});
+    widest_hidden = std::max(widest_hidden, b->film_hidden);
+    widest_out = std::max(widest_out, 2 * b->channels);
+  }
+  s.film_hidden_a.assign(widest_hidden, 0.0f);
+  s.film_hidden_b.assign(widest_hidden, 0.0f);
+  s.film_out.assign(widest_out, 0.0f);
+  prepare(num_channels, max_block_size);
+}
+
+Engine::~Engine() = default;
+
+void Engine::prepare(int num_channels, int max_block_size) {
+  if (num_channels < 1 || num_channels > 1024) {
+    throw AudioInputError("num_channels must be in [1, 1024], got " + std::to_string(num_channels));
+  }
+  if (max_block_size < 1 || max_block_size > (1 << 20)) {
+    throw AudioInputError("max_block_size must be in [1, 1048576], got " + std::to_string(max_block_size));
+  }
+  num_channels_ = num_channels;
+  max_block_size_ = max_block_size;
+  Impl& s = *impl_;
+  const Model& m = *model_;
+  const int P = m.pool_size(), H = m.lstm_hidden();
+  const int rows = std::max(max_block_size, P);
+  auto make_path = [&]() {
+    PathState path;
+    for (const auto& b : m.blocks_) {
+      BlockStream bs;
+      bs.conv_input.assign(static_cast<size_t>(b->kernel_size - 1 + rows) * b->in_channels, 0.0f);
+      bs.pool.assign(static_cast<size_t>(P) * b->lanes, 0.0f);
+      bs.h.assign(H, 0.0f);
+      bs.c.assign(H, 0.0f);
+      bs.history.assign(2 * static_cast<size_t>(b->modulation_lanes), 0.0f);
+      path.blocks.push_back(std::move(bs));
+    }
+    return path;
+  };
+  const int paths = detector_paths();
+  s.paths.clear();
+  s.start_paths.clear();
+  for (int p = 0; p < paths; ++p) {
+    s.paths.push_back(make_path());
+    s.start_paths.push_back(make_path());
+  }
+  s.pending.assign(num_channels, std::vector<float>(P, 0.0f));
+  s.start_pending = s.pending;
+  s.queue.assign(num_channels, std::vector<float>(2 * static_cast<size_t>(P), 0.0f));
+  s.start_queue = s.queue;
+  s.frame_audio.assign(num_channels, std::vector<float>(P, 0.0f));
+  s.detector.assign(rows, 0.0f);
+  int lanes = kLanes, modulation_lanes = kLanes, gate_lanes = kLanes, xh = 1;
+  for (const auto& b : m.blocks_) {
+    lanes = std::max(lanes, b->lanes);
+    modulation_lanes = std::max(modulation_lanes, b->modulation_lanes);
+    gate_lanes = std::max(gate_lanes, b->gate_lanes);
+    xh = std::max(xh, b->channels + H);
+  }
+  s.z.assign(lanes, 0.0f);
+  s.pooled.assign(lanes, 0.0f);
+  s.modulation.assign(modulation_lanes, 0.0f);
+  s.new_modulation.assign(modulation_lanes, 0.0f);
+  s.gates.assign(gate_lanes, 0.0f);
+  s.xh.assign(xh, 0.0f);
+  s.audio_ptrs.assign(num_channels, nullptr);
+  s.frame_input_ptrs.assign(num_channels, nullptr);
+  s.piece_input.assign(num_channels, nullptr);
+  s.piece_output.assign(num_channels, nullptr);
+  reset();
+}
+
+// ---- controls and FiLM -------------------------------------------------------------------------------
+
+void Engine::set_control(int index, double value) {
+  if (index < 0 || index >= model_->num_controls()) {
+    throw ControlError("control index " + std::to_string(index) + " out of range (the model has " +
+                       std::to_string(model_->num_controls()) + " controls)");
+  }
+  const ControlInfo& info = model_->controls()[index];
+  if (!(value >= info.minimum && value <= info.maximum)) {  // also refuses NaN
+    throw ControlError("control '" + info.name + "' = " + std::to_string(value) + " is outside its range [" +
+                       std::to_string(info.minimum) + ", " + std::to_string(info.maximum) + "]");
+  }
+  impl_->values[index].store(value, std::memory_order_relaxed);
+  impl_->normalised[index].store(info.normalise(value), std::memory_order_relaxed);
+  impl_->generation.fetch_add(1, std::memory_order_release);
+}
+
+void Engine::set_control(const std::string& name, double value) {
+  const int index = model_->control_index(name);
+  if (index < 0) throw ControlError("unknown control '" + name + "'");
+  set_control(index, value);
+}
+
+double Engine::get_control(int index) const {
+  if (index < 0 || index >= model_->num_controls()) throw ControlError("control index out of range");
+  return impl_->values[index].load(std::memory_order_relaxed);
+}
+
+double Engine::get_control(const std::string& name) const {
+  const int index = model_->control_index(name);
+  if (index < 0) throw ControlError("unknown control '" + name + "'");
+  return get_control(index);
+}
+
+// FiLM (gamma / P, beta) of every block for the normalised controls in control_scratch, when they
+// differ from those of the current FiLM (as StreamingSPTMod._update_film).
+void Engine::update_film() noexcept {
+  Impl& s = *impl_;
+  const int n = model_->num_controls();
+  if (n == 0) return;
+  if (s.film_valid && std::equal(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin())) return;
+  std::copy(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin());
+  s.film_valid = true;
+  const float inv_pool = static_cast<float>(1.0 / model_->pool_size());
+  for (size_t j = 0; j < model_->blocks_.size(); ++j) {
+    const BlockWeights& w = *model_->blocks_[j];
+    const int h = w.film_hidden, c = w.channels;
+    float* a = s.film_hidden_a.data();
+    float* b = s.film_hidden_b.data();
+    affine_rows(w.film0_weight.data(), w.film0_bias.data(), s.film_controls.data(), n, h, a);
+    for (int i = 0; i < h; ++i) a[i] = a[i] > 0.0f ? a[i] : w.film0_prelu[i] * a[i];
+    affine_rows(w.film1_weight.data(), w.film1_bias.data(), a, h, h, b);
+    for (int i = 0; i < h; ++i) b[i] = b[i] > 0.0f ? b[i] : w.film1_prelu[i] * b[i];
+    affine_rows(w.film2_weight.data(), w.film2_bias.data(), b, h, 2 * c, s.film_out.data());
+    for (int o = 0; o < c; ++o) {
+      s.film[j].gamma_over_pool[o] = s.film_out[o] * inv_pool;
+      s.film[j].beta[o] = s.film_out[c + o];
+    }
+  }
+}
+
+void Engine::refresh_controls() noexcept {
+  Impl& s = *impl_;
+  const uint32_t generation = s.generation.load(std::memory_order_acquire);
+  if (generation == s.film_generation && s.film_valid) return;
+  s.film_generation = generation;
+  for (int i = 0; i < model_->num_controls(); ++i) s.control_scratch[i] = s.normalised[i].load(std::memory_order_relaxed);
+  update_film();
+}
+
+void Engine::film_from_track(const float* const* control_track, int index) noexcept {
+  Impl& s = *impl_;
+  for (int i = 0; i < model_->num_controls(); ++i) {
+    const ControlInfo& info = model_->controls()[i];
+    const float value = control_track[i][index];
+    if (std::isnan(value)) {
+      s.control_scratch[i] = s.film_valid ? s.film_controls[i] : s.normalised[i].load(std::memory_order_relaxed);
+    } else {
+      s.control_scratch[i] = info.normalise(std::clamp(static_cast<double>(value), info.minimum, info.maximum));
+    }
+  }
+  update_film();
+}
+
+// ---- frame-rate work ---------------------------------------------------------------------------------
+
+// Pool the finished frame, FiLM it, step the LSTM and project: the frame's modulation into `out`.
+void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
+  Impl& s = *impl_;
+  const BlockWeights& w = *model_->blocks_[j];
+  const int P = model_->pool_size(), c = w.channels, H = w.hidden, lanes = w.lanes;
+  float* pooled = s.pooled.data();
+  for (int o = 0; o < lanes; ++o) pooled[o] = 0.0f;
+  for (int r = 0; r < P; ++r) {
+    const float* row = bs.pool.data() + static_cast<size_t>(r) * lanes;
+    for (int o = 0; o < lanes; ++o) pooled[o] += row[o];
+  }
+  float* xh = s.xh.data();
+  if (w.film_hidden > 0) {
+    const FilmParams& f = s.film[j];
+    for (int o = 0; o < c; ++o) xh[o] = f.beta[o] + pooled[o] * f.gamma_over_pool[o];
+  } else {
+    const float inv_pool = static_cast<float>(1.0 / P);
+    for (int o = 0; o < c; ++o) xh[o] = pooled[o] * inv_pool;
+  }
+  std::copy(bs.h.begin(), bs.h.end(), xh + c);
+  float* gates = s.gates.data();
+  affine_rows(w.lstm_weight.data(), w.lstm_bias.data(), xh, c + H, w.gate_lanes, gates);
+  for (int u = 0; u < H; ++u) {  // gate order i, f, g, o as in torch
+    const float in_gate = sigmoid(gates[u]);
+    const float forget_gate = sigmoid(gates[H + u]);
+    const float cell_input = std::tanh(gates[2 * H + u]);
+    const float out_gate = sigmoid(gates[3 * H + u]);
+    bs.c[u] = forget_gate * bs.c[u] + in_gate * cell_input;
+    bs.h[u] = out_gate * std::tanh(bs.c[u]);
+  }
+  affine_rows(w.projection_weight.data(), w.projection_bias.data(), bs.h.data(), H, w.modulation_lanes, out);
+}
+
+// ---- the per-sample paths ----------------------------------------------------------------------------
+
+// Causal: the sample at position r of frame i blends the modulation of frames i-2 and i-1 (history).
+// `audio` holds the path's audio channels (modulated in place), block 0's conv input rows are filled.
+void Engine::run_causal_path(PathState& path, float* const* audio, int audio_channels, int count) noexcept {
+  Impl& s = *impl_;
+  const int P = model_->pool_size();
+  const float* interp = model_->interpolation_weights_.data();
+  const int num_blocks = static_cast<int>(model_->blocks_.size());
+  for (int j = 0; j < num_blocks; ++j) {
+    const BlockWeights& w = *model_->blocks_[j];
+    BlockStream& bs = path.blocks[j];
+    const ConvKernel conv = s.conv_kernels[j];
+    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes, nm = w.modulation_channels;
+    const int ml = w.modulation_lanes;
+    float* next_rows = nullptr;
+    if (w.modulates_next) {
+      const BlockWeights& next = *model_->blocks_[j + 1];
+      next_rows = path.blocks[j + 1].conv_input.data() + static_cast<size_t>(next.kernel_size - 1) * next.in_channels;
+    }
+    float* mod = s.modulation.data();
+    int phase = s.phase;
+    for (int t = 0; t < count; ++t) {
+      float* z = bs.pool.data() + static_cast<size_t>(phase) * lanes;
+      conv(w, bs.conv_input.data() + static_cast<size_t>(t) * c_in, z);
+      const float weight = interp[phase];
+      const float* older = bs.history.data();
+      const float* newer = older + ml;
+      for (int m = 0; m < nm; ++m) mod[m] = lerp(older[m], newer[m], weight);
+      for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
+      if (next_rows) {
+        float* out = next_rows + static_cast<size_t>(t) * c;
+        for (int o = 0; o < c; ++o) out[o] = mod[2 + c + o] + mod[2 + o] * z[o];
+      }
+      if (++phase == P) {
+        float* history = bs.history.data();
+        std::copy(history + ml, history + 2 * ml, history);  // newer becomes older
+        finish_frame(j, bs, history + ml);
+        phase = 0;
+      }
+    }
+    // keep the last k - 1 conv input rows for the next call
+    const size_t keep = static_cast<size_t>(w.kernel_size - 1) * c_in;
+    std::memmove(bs.conv_input.data(), bs.conv_input.data() + static_cast<size_t>(count) * c_in, keep * sizeof(float));
+  }
+}
+
+// Paper: a whole frame at a time; its samples blend the previous frame's modulation and its own.
+void Engine::run_paper_path(PathState& path, float* const* audio, int audio_channels) noexcept {
+  Impl& s = *impl_;
+  const int P = model_->pool_size();
+  const float* interp = model_->interpolation_weights_.data();
+  const int num_blocks = static_cast<int>(model_->blocks_.size());
+  for (int j = 0; j < num_blocks; ++j) {
+    const BlockWeights& w = *model_->blocks_[j];
+    BlockStream& bs = path.blocks[j];
+    const ConvKernel conv = s.conv_kernels[j];
+    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes, nm = w.modulation_channels;
+    const int ml = w.modulation_lanes;
+    for (int t = 0; t < P; ++t) conv(w, bs.conv_input.data() + static_cast<size_t>(t) * c_in, bs.pool.data() + static_cast<size_t>(t) * lanes);
+    float* current = s.new_modulation.data();
+    finish_frame(j, bs, current);
+    float* next_rows = nullptr;
+    if (w.modulates_next) {
+      const BlockWeights& next = *model_->blocks_[j + 1];
+      next_rows = path.blocks[j + 1].conv_input.data() + static_cast<size_t>(next.kernel_size - 1) * next.in_channels;
+    }
+    float* mod = s.modulation.data();
+    const float* previous = bs.history.data() + ml;
+    for (int t = 0; t < P; ++t) {
+      const float weight = interp[t];
+      for (int m = 0; m < nm; ++m) mod[m] = lerp(previous[m], current[m], weight);
+      for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
+      if (next_rows) {
+        const float* z = bs.pool.data() + static_cast<size_t>(t) * lanes;
+        float* out = next_rows + static_cast<size_t>(t) * c;
+        for (int o = 0; o < c; ++o) out[o] = mod[2 + c + o] + mod[2 + o] * z[o];
+      }
+    }
+    float* history = bs.history.data();
+    std::copy(history + ml, history + 2 * ml, history);
+    std::copy(current, current + ml, history + ml);
+    const size_t keep = static_cast<size_t>(w.kernel_size - 1) * c_in;
+    std::memmove(bs.conv_input.data(), bs.conv_input.data() + static_cast<size_t>(P) * c_in, keep * sizeof(float));
+  }
+}
+
+// Block 0's conv input for `count` samples: the channel itself, or per sample the channel of
+// largest magnitude (signed) when linked (first channel on ties, as torch.argmax).
+void Engine::load_detector(PathState& path, const float* const* input, int path_index, int count) noexcept {
+  const BlockWeights& first = *model_->blocks_[0];
+  float* rows = path.blocks[0].conv_input.data() + (first.kernel_size - 1);  // c_in = 1
+  if (!linked_ || num_channels_ == 1) {
+    std::memcpy(rows, input[path_index], sizeof(float) * count);
+    return;
+  }
+  for (int t = 0; t < count; ++t) {
+    float loudest = input[0][t];
+    for (int ch = 1; ch < num_channels_; ++ch)
+      if (std::fabs(input[ch][t]) > std::fabs(loudest)) loudest = input[ch][t];
+    rows[t] = loudest;
+  }
+}
+
+// One piece of a call: count <= max(max_block_size, P) samples (and, with a control track, at most
+// to the end of the current frame).
+void Engine::run_piece(const float* const* input, float* const* output, int count) noexcept {
+  Impl& s = *impl_;
+  const int P = model_->pool_size();
+  if (!model_->paper_mode()) {
+    for (int p = 0; p < detector_paths(); ++p) {
+      load_detector(s.paths[p], input, p, count);
+      int first = linked_ ? 0 : p, channels = linked_ ? num_channels_ : 1;
+      for (int a = 0; a < channels; ++a) {
+        if (output[first + a] != input[first + a]) std::memcpy(output[first + a], input[first + a], sizeof(float) * count);
+        s.audio_ptrs[a] = output[first + a];
+      }
+      run_causal_path(s.paths[p], s.audio_ptrs.data(), channels, count);
+    }
+    s.phase = (s.phase + count) % P;
+    return;
+  }
+  // paper: input waits for a whole frame, output leaves through a queue P - 1 samples behind
+  const int capacity = 2 * P;
+  for (int t = 0; t < count; ++t) {
+    for (int ch = 0; ch < num_channels_; ++ch) s.pending[ch][s.phase] = input[ch][t];
+    if (++s.phase == P) {
+      for (int ch = 0; ch < num_channels_; ++ch) {
+        std::copy(s.pending[ch].begin(), s.pending[ch].end(), s.frame_audio[ch].begin());
+        s.frame_input_ptrs[ch] = s.pending[ch].data();
+      }
+      for (int p = 0; p < detector_paths(); ++p) {
+        load_detector(s.paths[p], s.frame_input_ptrs.data(), p, P);
+        const int first = linked_ ? 0 : p, channels = linked_ ? num_channels_ : 1;
+        for (int a = 0; a < channels; ++a) s.audio_ptrs[a] = s.frame_audio[first + a].data();
+        run_paper_path(s.paths[p], s.audio_ptrs.data(), channels);
+      }
+      const int write = (s.queue_read + s.queue_count) % capacity;
+      for (int ch = 0; ch < num_channels_; ++ch)
+        for (int i = 0; i < P; ++i) s.queue[ch][(write + i) % capacity] = s.frame_audio[ch][i];
+      s.queue_count += P;
+      s.phase = 0;
+    }
+    for (int ch = 0; ch < num_channels_; ++ch) output[ch][t] = s.queue[ch][s.queue_read];
+    s.queue_read = (s.queue_read + 1) % capacity;
+    --s.queue_count;
+  }
+}
+
+// ---- the real-time entry points ------------------------------------------------------------------------
+
+bool Engine::process(const float* const* input, float* const* output, int num_channels, int num_frames) noexcept {
+  return process_with_control_track(input, output, num_channels, num_frames, nullptr);
+}
+
+bool Engine::process_with_control_track(const float* const* input, float* const* output, int num_channels,
+                                        int num_frames, const float* const* control_track) noexcept {
+  if (num_channels != num_channels_ || num_frames < 0 || input == nullptr || output == nullptr) return false;
+  if (num_frames == 0) return true;
+  for (int ch = 0; ch < num_channels; ++ch)
+    if (input[ch] == nullptr || output[ch] == nullptr) return false;
+  if (control_track != nullptr) {
+    for (int i = 0; i < model_->num_controls(); ++i)
+      if (control_track[i] == nullptr) return false;
+  }
+  for (int ch = 0; ch < num_channels; ++ch) {
+    const float* x = input[ch];
+    bool finite = true;
+    for (int t = 0; t < num_frames; ++t) finite &= std::isfinite(x[t]);
+    if (!finite) {  // mute the whole call, back to the start state, count it
+      for (int c = 0; c < num_channels; ++c) std::memset(output[c], 0, sizeof(float) * num_frames);
+      restore_start_state();
+      nonfinite_buffers_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  const bool track = control_track != nullptr && model_->num_controls() > 0;
+  if (!track) refresh_controls();
+  Impl& s = *impl_;
+  const int P = model_->pool_size();
+  int position = 0;
+  while (position < num_frames) {
+    int count = std::min(num_frames - position, max_block_size_);
+    if (track) {
+      count = std::min(count, P - s.phase);
+      if (s.phase + count == P) film_from_track(control_track, position + count - 1);
+    }
+    for (int ch = 0; ch < num_channels; ++ch) {
+      s.piece_input[ch] = input[ch] + position;
+      s.piece_output[ch] = output[ch] + position;
+    }
+    run_piece(s.piece_input.data(), s.piece_output.data(), count);
+    position += count;
+  }
+  return true;
+}
+
+// ---- start state, reset, link ------------------------------------------------------------------------
+
+void Engine::zero_state() noexcept {
+  Impl& s = *impl_;
+  for (auto& path : s.paths) {
+    for (size_t j = 0; j < path.blocks.size(); ++j) {
+      BlockStream& bs = path.blocks[j];
+      std::fill(bs.conv_input.begin(), bs.conv_input.end(), 0.0f);
+      std::fill(bs.pool.begin(), bs.pool.end(), 0.0f);
+      std::fill(bs.h.begin(), bs.h.end(), 0.0f);
+      std::fill(bs.c.begin(), bs.c.end(), 0.0f);
+      const BlockWeights& w = *model_->blocks_[j];
+      // the zero state's modulation is the projection of h = 0: its bias, in both frames
+      std::copy(w.projection_bias.begin(), w.projection_bias.end(), bs.history.begin());
+      std::copy(w.projection_bias.begin(), w.projection_bias.end(), bs.history.begin() + w.modulation_lanes);
+    }
+  }
+  s.phase = 0;
+  for (auto& p : s.pending) std::fill(p.begin(), p.end(), 0.0f);
+  for (auto& q : s.queue) std::fill(q.begin(), q.end(), 0.0f);
+  s.queue_read = 0;
+  s.queue_count = model_->latency_samples();
+}
+
+static void copy_paths(const std::vector<PathState>& from, std::vector<PathState>& to) {
+  for (size_t p = 0; p < from.size(); ++p) {
+    for (size_t j = 0; j < from[p].blocks.size(); ++j) {
+      const BlockStream& a = from[p].blocks[j];
+      BlockStream& b = to[p].blocks[j];
+      std::copy(a.conv_input.begin(), a.conv_input.end(), b.conv_input.begin());
+      std::copy(a.pool.begin(), a.pool.end(), b.pool.begin());
+      std::copy(a.h.begin(), a.h.end(), b.h.begin());
+      std::copy(a.c.begin(), a.c.end(), b.c.begin());
+      std::copy(a.history.begin(), a.history.end(), b.history.begin());
+    }
+  }
+}
+
+void Engine::restore_start_state() noexcept {
+  Impl& s = *impl_;
+  copy_paths(s.start_paths, s.paths);
+  s.phase = s.start_phase;
+  for (size_t ch = 0; ch < s.pending.size(); ++ch) {
+    std::copy(s.start_pending[ch].begin(), s.start_pending[ch].end(), s.pending[ch].begin());
+    std::copy(s.start_queue[ch].begin(), s.start_queue[ch].end(), s.queue[ch].begin());
+  }
+  s.queue_read = s.start_queue_read;
+  s.queue_count = s.start_queue_count;
+}
+
+void Engine::reset() {
+  Impl& s = *impl_;
+  zero_state();
+  refresh_controls();
+  // the start state: start_state_samples of silence at the current controls, from the zero state
+  std::vector<std::vector<float>> silence(num_channels_, std::vector<float>(max_block_size_, 0.0f));
+  std::vector<std::vector<float>> sink(num_channels_, std::vector<float>(max_block_size_, 0.0f));
+  std::vector<const float*> in(num_channels_);
+  std::vector<float*> out(num_channels_);
+  for (int ch = 0; ch < num_channels_; ++ch) {
+    in[ch] = silence[ch].data();
+    out[ch] = sink[ch].data();
+  }
+  for (int done = 0; done < model_->start_state_samples();) {
+    const int count = std::min(max_block_size_, model_->start_state_samples() - done);
+    run_piece(in.data(), out.data(), count);
+    done += count;
+  }
+  // the latency samples after a reset are silent
+  for (auto& q : s.queue) std::fill(q.begin(), q.end(), 0.0f);
+  s.queue_read = 0;
+  s.queue_count = model_->latency_samples();
+  copy_paths(s.paths, s.start_paths);
+  s.start_phase = s.phase;
+  s.start_pending = s.pending;
+  s.start_queue = s.queue;
+  s.start_queue_read = s.queue_read;
+  s.start_queue_count = s.queue_count;
+}
+
+void Engine::set_linked(bool linked) {
+  linked_ = linked;
+  prepare(num_channels_, max_block_size_);
+}
+
+// ---- state snapshots (the TorchScript module's names and shapes) -----------------------------------------
+
+std::vector<StateTensor> Engine::get_state() const {
+  const Impl& s = *impl_;
+  const Model& m = *model_;
+  const int P = m.pool_size(), D = detector_paths(), C = num_channels_;
+  const bool paper = m.paper_mode();
+  std::vector<StateTensor> state;
+  state.push_back(StateTensor{"phase", {}, {static_cast<float>(s.phase)}});
+  for (size_t j = 0; j < m.blocks_.size(); ++j) {
+    const BlockWeights& w = *m.blocks_[j];
+    const std::string prefix = "block" + std::to_string(j) + ".";
+    const int partial = paper ? 0 : s.phase;
+    StateTensor conv{prefix + "conv_cache", {D, w.kernel_size - 1, w.in_channels}, {}};
+    StateTensor pool{prefix + "pool_partial", {D, partial, w.channels}, {}};
+    StateTensor h{prefix + "lstm_h", {D, w.hidden}, {}};
+    StateTensor c{prefix + "lstm_c", {D, w.hidden}, {}};
+    StateTensor history{prefix + "modulation_history", {D, 2, w.modulation_channels}, {}};
+    for (int p = 0; p < D; ++p) {
+      const BlockStream& bs = s.paths[p].blocks[j];
+      conv.data.insert(conv.data.end(), bs.conv_input.begin(),
+                       bs.conv_input.begin() + static_cast<size_t>(w.kernel_size - 1) * w.in_channels);
+      for (int r = 0; r < partial; ++r) {
+        const float* row = bs.pool.data() + static_cast<size_t>(r) * w.lanes;
+        pool.data.insert(pool.data.end(), row, row + w.channels);
+      }
+      h.data.insert(h.data.end(), bs.h.begin(), bs.h.end());
+      c.data.insert(c.data.end(), bs.c.begin(), bs.c.end());
+      for (int f = 0; f < 2; ++f) {
+        const float* row = bs.history.data() + static_cast<size_t>(f) * w.modulation_lanes;
+        history.data.insert(history.data.end(), row, row + w.modulation_channels);
+      }
+    }
+    for (auto* t : {&conv, &pool, &h, &c, &history}) state.push_back(std::move(*t));
+  }
+  StateTensor pending{"pending_input", {C, paper ? s.phase : 0}, {}};
+  StateTensor queue{"output_queue", {C, paper ? P - 1 - s.phase : 0}, {}};
+  if (paper) {
+    const int capacity = 2 * P;
+    for (int ch = 0; ch < C; ++ch) {
+      pending.data.insert(pending.data.end(), s.pending[ch].begin(), s.pending[ch].begin() + s.phase);
+      for (int i = 0; i < s.queue_count; ++i) queue.data.push_back(s.queue[ch][(s.queue_read + i) % capacity]);
+    }
+  }
+  state.push_back(std::move(pending));
+  state.push_back(std::move(queue));
+  return state;
+}
+
+void Engine::set_state(const std::vector<StateTensor>& state) {
+  const Model& m = *model_;
+  const std::vector<std::string> names = m.state_names();
+  if (state.size() != names.size()) {
+    throw StateError("state has " + std::to_string(state.size()) + " tensors, this model needs " +
+                     std::to_string(names.size()));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (state[i].name != names[i]) throw StateError("state tensor " + std::to_string(i) + " is '" + state[i].name +
+                                                    "', this model needs '" + names[i] + "'");
+  }
+  const StateTensor& phase_tensor = state[0];
+  if (phase_tensor.data.size() != 1 || !phase_tensor.shape.empty()) throw StateError("state 'phase' must be a scalar");
+  const float phase_value = phase_tensor.data[0];
+  const int P = m.pool_size();
+  if (!(phase_value >= 0 && phase_value < P) || phase_value != std::floor(phase_value)) {
+    throw StateError("state 'phase' " + std::to_string(phase_value) + " outside [0, pool_size)");
+  }
+  const int phase = static_cast<int>(phase_value);
+  const bool paper = m.paper_mode();
+  const int D = detector_paths(), C = num_channels_;
+  // channel count and link first, with a message that says what to do
+  const StateTensor& queue = state.back();
+  const int snapshot_channels = queue.shape.size() == 2 ? static_cast<int>(queue.shape[0]) : -1;
+  const int snapshot_paths = state[1].shape.size() == 3 ? static_cast<int>(state[1].shape[0]) : -1;
+  if (snapshot_channels != C || snapshot_paths != D) {
+    const bool snapshot_linked = snapshot_paths == 1 && snapshot_channels > 1;
+    throw StateError("snapshot has " + std::to_string(snapshot_channels) + " channel(s) (" +
+                     (snapshot_linked ? "linked" : "unlinked") + "), the stream has " + std::to_string(C) + " (" +
+                     (linked_ && C > 1 ? "linked" : "unlinked") +
+                     "); process audio with that channel count and link setting (reset) first");
+  }
+  std::vector<std::vector<int64_t>> expected{{}};
+  for (const auto& b : m.blocks_) {
+    expected.push_back({D, b->kernel_size - 1, b->in_channels});
+    expected.push_back({D, paper ? 0 : phase, b->channels});
+    expected.push_back({D, b->hidden});
+    expected.push_back({D, b->hidden});
+    expected.push_back({D, 2, b->modulation_channels});
+  }
+  expected.push_back({C, paper ? phase : 0});
+  expected.push_back({C, paper ? P - 1 - phase : 0});
+  for (size_t i = 1; i < names.size(); ++i) {
+    size_t count = 1;
+    for (int64_t d : expected[i]) count *= static_cast<size_t>(d);
+    if (state[i].shape != expected[i] || state[i].data.size() != count) {
+      std::string shape = "[";
+      for (size_t d = 0; d < expected[i].size(); ++d) shape += (d ? ", " : "") + std::to_string(expected[i][d]);
+      throw StateError("state '" + names[i] + "' must have shape " + shape + "]");
+    }
+    for (float v : state[i].data)
+      if (!std::isfinite(v)) throw StateError("state '" + names[i] + "' holds NaN or Inf");
+  }
+  // all checked: apply
+  Impl& s = *impl_;
+  s.phase = phase;
+  size_t i = 1;
+  for (size_t j = 0; j < m.blocks_.size(); ++j) {
+    const BlockWeights& w = *m.blocks_[j];
+    const size_t conv_size = static_cast<size_t>(w.kernel_size - 1) * w.in_channels;
+    const int partial = paper ? 0 : phase;
+    for (int p = 0; p < D; ++p) {
+      BlockStream& bs = s.paths[p].blocks[j];
+      std::copy_n(state[i].data.begin() + p * conv_size, conv_size, bs.conv_input.begin());
+      std::fill(bs.pool.begin(), bs.pool.end(), 0.0f);
+      for (int r = 0; r < partial; ++r)
+        std::copy_n(state[i + 1].data.begin() + (static_cast<size_t>(p) * partial + r) * w.channels, w.channels,
+                    bs.pool.begin() + static_cast<size_t>(r) * w.lanes);
+      std::copy_n(state[i + 2].data.begin() + static_cast<size_t>(p) * w.hidden, w.hidden, bs.h.begin());
+      std::copy_n(state[i + 3].data.begin() + static_cast<size_t>(p) * w.hidden, w.hidden, bs.c.begin());
+      std::fill(bs.history.begin(), bs.history.end(), 0.0f);
+      for (int f = 0; f < 2; ++f)
+        std::copy_n(state[i + 4].data.begin() + (static_cast<size_t>(p) * 2 + f) * w.modulation_channels,
+                    w.modulation_channels, bs.history.begin() + static_cast<size_t>(f) * w.modulation_lanes);
+    }
+    i += 5;
+  }
+  if (paper) {
+    for (int ch = 0; ch < C; ++ch) {
+      std::copy_n(state[i].data.begin() + static_cast<size_t>(ch) * phase, phase, s.pending[ch].begin());
+      const int queued = P - 1 - phase;
+      for (int q = 0; q < queued; ++q) s.queue[ch][q] = state[i + 1].data[static_cast<size_t>(ch) * queued + q];
+    }
+    s.queue_read = 0;
+    s.queue_count = P - 1 - phase;
+  }
+}
+
+}  // namespace neuralcomp

@@ -1,0 +1,96 @@
+"""The native engine's entry inside an exported `.ts` archive (layout: docs/engine-format.md).
+
+The engine never runs code from the file: it reads this entry, a little header, a JSON index and
+little-endian float32 data, taken from the scripted streaming module's own tensors, so the engine
+computes with exactly the numbers the TorchScript module holds.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ENGINE_FILE = "neuralcomp_engine.bin"
+ENGINE_MAGIC = b"NCENGINE"
+ENGINE_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIIII")  # magic, format version, index bytes, data bytes, crc32(index + data)
+_BLOCK_PARTS = ("conv_weight_t", "conv_bias", "prelu_weight", "lstm_weight_t", "lstm_bias",
+                "projection_weight_t", "projection_bias")
+_FILM_PARTS = ("film0_weight_t", "film0_bias", "film0_prelu", "film1_weight_t", "film1_bias", "film1_prelu",
+               "film2_weight_t", "film2_bias")
+
+
+def engine_tensors(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
+    """The tensors the engine needs, by entry name, taken from the scripted module itself."""
+    tensors: dict[str, torch.Tensor] = {"interp_weights": scripted.interp_weights}
+    for j, block in enumerate(scripted.blocks):
+        for part in _BLOCK_PARTS:
+            tensors[f"block{j}.{part}"] = getattr(block, part)
+        if block.has_film:
+            for part, tensor in zip(_FILM_PARTS, block.film_weights):
+                tensors[f"block{j}.{part}"] = tensor
+    return tensors
+
+
+def engine_entry(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> bytes:
+    """Serialise the engine entry of a scripted StreamingSPTMod with its metadata."""
+    config = metadata["model_config"]
+    blocks = []
+    for block in scripted.blocks:
+        blocks.append({
+            "in_channels": int(block.in_channels), "channels": int(block.channels),
+            "kernel_size": int(block.kernel_size), "modulates_next": bool(block.modulates_next),
+            "film_hidden": int(config["film_hidden"]) if block.has_film else 0,
+        })
+    index: dict[str, Any] = {
+        "architecture": "sptmod",
+        "sample_rate": int(metadata["sample_rate"]),
+        "pool_size": int(metadata["pool_size"]),
+        "mode": metadata["mode"],
+        "lstm_hidden": int(config["lstm_hidden"]),
+        "start_state_samples": int(metadata["start_state"]["silence_samples"]),
+        "controls": metadata["controls"],
+        "blocks": blocks,
+        "tensors": [],
+    }
+    chunks: list[bytes] = []
+    offset = 0
+    for name, tensor in engine_tensors(scripted).items():
+        values = tensor.detach().cpu().contiguous().numpy().astype("<f4", copy=False)
+        index["tensors"].append({"name": name, "shape": list(values.shape), "offset": offset})
+        chunks.append(values.tobytes())
+        offset += values.size
+    index_bytes = json.dumps(index, separators=(",", ":")).encode()
+    index_bytes += b" " * (-len(index_bytes) % 4)  # float data starts 4-byte aligned
+    data = b"".join(chunks)
+    crc = zlib.crc32(index_bytes + data)
+    return _HEADER.pack(ENGINE_MAGIC, ENGINE_FORMAT_VERSION, len(index_bytes), len(data), crc) + index_bytes + data
+
+
+def read_engine_entry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(index, tensors by name) of the engine entry in an exported file: for tests and inspection."""
+    with zipfile.ZipFile(path) as archive:
+        name = next((n for n in archive.namelist() if n.endswith("/extra/" + ENGINE_FILE)), None)
+        if name is None:
+            raise KeyError(f"{path} has no {ENGINE_FILE} entry (exported before the native engine)")
+        raw = archive.read(name)
+    magic, version, index_length, data_length, crc = _HEADER.unpack_from(raw)
+    if magic != ENGINE_MAGIC or version != ENGINE_FORMAT_VERSION:
+        raise ValueError(f"{path}: not an engine entry of format {ENGINE_FORMAT_VERSION}")
+    body = raw[_HEADER.size:_HEADER.size + index_length + data_length]
+    if zlib.crc32(body) != crc:
+        raise ValueError(f"{path}: engine entry checksum mismatch")
+    index = json.loads(body[:index_length])
+    data = np.frombuffer(body[index_length:], dtype="<f4")
+    tensors = {}
+    for t in index["tensors"]:
+        count = int(np.prod(t["shape"], dtype=np.int64))
+        tensors[t["name"]] = data[t["offset"]:t["offset"] + count].reshape(t["shape"])
+    return index, tensors
