@@ -1,7 +1,12 @@
 """`neuralcomp.load(path)`: a pedalboard-style processor for an exported model.
 
-Backends: "cpp" (the libtorch host, `neuralcomp.host._cpp_host`) and "python" (TorchScript from
-Python). Both run the same file and give bitwise identical output. "auto" picks cpp when built.
+Backends, all running the same `.ts` file:
+  * "native": the native C++ engine (`neuralcomp.host._native`, no libtorch; the default);
+  * "torchscript": the libtorch C++ host (`neuralcomp.host._cpp_host`), the reference ("cpp" is an alias);
+  * "python": the TorchScript module from Python.
+The TorchScript backends are bitwise identical to each other; the native engine is bitwise
+partition-invariant itself and within 1e-5 of them. "auto" picks the first one that is built.
+Only the TorchScript backends import torch.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import numpy as np
 
 from neuralcomp.errors import AudioInputError, ControlError, ModelFileError, StateError
 from neuralcomp.host.resample import RateAdaptedStream
-from neuralcomp.host.torchscript_host import script_error_message
 from neuralcomp.metadata import parse_metadata
 
-BACKENDS = ("auto", "cpp", "python")
+BACKENDS = ("auto", "native", "torchscript", "python")
+_ALIASES = {"cpp": "torchscript"}  # the libtorch host's name before the native engine existed
 _MAX_CHANNELS = 64  # more "channels" than this almost surely means (samples, channels) was passed
 
 
@@ -25,7 +30,16 @@ class NonFiniteAudioWarning(UserWarning):
     """Input held NaN or Inf: those buffers were muted and the model went back to its start state."""
 
 
+def native_engine_available() -> bool:
+    try:
+        from neuralcomp.host import _native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def cpp_host_available() -> bool:
+    """Whether the libtorch C++ host (backend "torchscript") is built."""
     try:
         from neuralcomp.host import _cpp_host  # noqa: F401
     except ImportError:
@@ -33,33 +47,42 @@ def cpp_host_available() -> bool:
     return True
 
 
-def _open_backend(path: Path, backend: str) -> Any:
+def _open_native(path: Path) -> Any:
+    from neuralcomp.host import _native
+
+    return _native.Host(str(path), 1)
+
+
+def _open_torchscript_cpp(path: Path) -> Any:
+    from neuralcomp.host import _cpp_host
+
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        return _cpp_host.Host(str(path), 1)
+    except _cpp_host.ModelLoadError as exc:
+        raise ModelFileError(str(exc)) from exc
+
+
+def _open_backend(path: Path, backend: str) -> tuple[Any, str]:
+    backend = _ALIASES.get(backend, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend in ("auto", "cpp"):
-        try:
-            from neuralcomp.host import _cpp_host
-        except ImportError as exc:
-            if backend == "cpp":
-                raise ImportError(
-                    "the C++ host is not built (neuralcomp/host/_cpp_host*.so missing): run `make build`"
-                ) from exc
-            warnings.warn(
-                "C++ host not built; running TorchScript from Python (same output, more overhead). "
-                "Run `make build` for the C++ host.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        else:
-            if not path.is_file():
-                raise ModelFileError(f"model file {path} does not exist")
-            try:
-                return _cpp_host.Host(str(path), 1)
-            except _cpp_host.ModelLoadError as exc:
-                raise ModelFileError(str(exc)) from exc
+    if backend == "native" or (backend == "auto" and native_engine_available()):
+        if not native_engine_available():
+            raise ImportError("the native engine is not built (neuralcomp/host/_native*.so missing): run `make build`")
+        return _open_native(path), "native"
+    if backend == "torchscript" or (backend == "auto" and cpp_host_available()):
+        if not cpp_host_available():
+            raise ImportError("the libtorch C++ host is not built (neuralcomp/host/_cpp_host*.so missing): "
+                              "run `make build`")
+        return _open_torchscript_cpp(path), "torchscript"
+    if backend == "auto":
+        warnings.warn("no C++ backend built; running TorchScript from Python (same output, more overhead). "
+                      "Run `make build` for the native engine.", RuntimeWarning, stacklevel=3)
     from neuralcomp.host.torchscript_host import TorchScriptHost
 
-    return TorchScriptHost(path, 1)
+    return TorchScriptHost(path, 1), "python"
 
 
 class Processor:
@@ -72,10 +95,10 @@ class Processor:
 
     def __init__(self, path: str | Path, backend: str = "auto") -> None:
         path = Path(path)
-        host = _open_backend(path, backend)
+        host, opened = _open_backend(path, backend)
         object.__setattr__(self, "_host", host)
         object.__setattr__(self, "path", path)
-        object.__setattr__(self, "backend", "python" if type(host).__name__ == "TorchScriptHost" else "cpp")
+        object.__setattr__(self, "backend", opened)
         object.__setattr__(self, "metadata", parse_metadata(host.metadata_json, str(path)))
         object.__setattr__(self, "_stream_rate", int(host.sample_rate))  # the host rate of the stream
         object.__setattr__(self, "_adapter", None)  # RateAdaptedStream when the stream runs at another rate
@@ -320,10 +343,12 @@ class Processor:
             self._host.set_state([np.ascontiguousarray(state[n]) for n in names])
         except StateError:
             raise
-        except (ValueError, RuntimeError) as exc:  # the C++ host's std::invalid_argument
+        except (ValueError, RuntimeError) as exc:  # the libtorch host's std::invalid_argument
+            from neuralcomp.host.torchscript_host import script_error_message
+
             raise StateError(script_error_message(exc)) from exc
 
 
 def load(path: str | Path, backend: str = "auto") -> Processor:
-    """Open an exported model file; backend "auto" (C++ when built), "cpp" or "python"."""
+    """Open an exported model file; backend "auto" (native when built), "native", "torchscript" or "python"."""
     return Processor(path, backend)

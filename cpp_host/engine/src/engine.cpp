@@ -14,57 +14,83 @@
 namespace neuralcomp {
 namespace {
 
+// Eight float lanes as one value (GCC/Clang vector extension): the kernels say exactly which
+// lanes are computed together, so the compiler cannot re-associate a reduction across rows.
+typedef float Lanes8 __attribute__((vector_size(32)));
+static_assert(kLanes == 8, "the kernels work in groups of 8 lanes");
+
+inline Lanes8 load8(const float* p) {
+  Lanes8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store8(float* p, Lanes8 v) { std::memcpy(p, &v, sizeof v); }
+inline Lanes8 splat8(float x) { return Lanes8{x, x, x, x, x, x, x, x}; }
+
 using ConvKernel = void (*)(const BlockWeights&, const float* rows, float* z);
 
-// z = PReLU(bias + W . rows) for one sample; rows = the k * c_in conv inputs ending at this sample.
-template <int LANES>
+// z = PReLU(bias + W . rows) for one sample; rows = the k * c_in conv inputs ending at this sample,
+// summed in row order. GROUPS = lanes / 8 is a compile-time constant for the common widths.
+template <int GROUPS>
 void conv_prelu_fixed(const BlockWeights& w, const float* rows, float* z) {
-  alignas(64) float acc[LANES];
-  for (int o = 0; o < LANES; ++o) acc[o] = w.conv_bias[o];
+  Lanes8 acc[GROUPS];
+  for (int g = 0; g < GROUPS; ++g) acc[g] = load8(w.conv_bias.data() + 8 * g);
   const int taps = w.kernel_size * w.in_channels;
   const float* weight = w.conv_weight.data();
   for (int r = 0; r < taps; ++r) {
-    const float x = rows[r];
-    const float* wr = weight + static_cast<size_t>(r) * LANES;
-    for (int o = 0; o < LANES; ++o) acc[o] += wr[o] * x;
+    const Lanes8 x = splat8(rows[r]);
+    const float* wr = weight + static_cast<size_t>(r) * (8 * GROUPS);
+    for (int g = 0; g < GROUPS; ++g) acc[g] += load8(wr + 8 * g) * x;
   }
-  const float* slope = w.prelu.data();
-  for (int o = 0; o < LANES; ++o) z[o] = acc[o] > 0.0f ? acc[o] : slope[o] * acc[o];
+  const Lanes8 zero = splat8(0.0f);
+  for (int g = 0; g < GROUPS; ++g) {
+    const Lanes8 negative = load8(w.prelu.data() + 8 * g) * acc[g];
+    store8(z + 8 * g, acc[g] > zero ? acc[g] : negative);
+  }
+}
+
+// acc[lanes] = bias + sum_r x[r] * weight[r][:] in row order; lanes a multiple of 8.
+void affine_rows8(const float* weight, const float* bias, const float* x, int rows, int lanes, float* acc) {
+  for (int o = 0; o < lanes; o += 8) store8(acc + o, load8(bias + o));
+  for (int r = 0; r < rows; ++r) {
+    const Lanes8 xr = splat8(x[r]);
+    const float* wr = weight + static_cast<size_t>(r) * lanes;
+    for (int o = 0; o < lanes; o += 8) store8(acc + o, load8(acc + o) + load8(wr + o) * xr);
+  }
 }
 
 void conv_prelu_any(const BlockWeights& w, const float* rows, float* z) {
-  const int lanes = w.lanes;
-  for (int o = 0; o < lanes; ++o) z[o] = w.conv_bias[o];
-  const int taps = w.kernel_size * w.in_channels;
-  for (int r = 0; r < taps; ++r) {
-    const float x = rows[r];
-    const float* wr = w.conv_weight.data() + static_cast<size_t>(r) * lanes;
-    for (int o = 0; o < lanes; ++o) z[o] += wr[o] * x;
+  affine_rows8(w.conv_weight.data(), w.conv_bias.data(), rows, w.kernel_size * w.in_channels, w.lanes, z);
+  const Lanes8 zero = splat8(0.0f);
+  for (int o = 0; o < w.lanes; o += 8) {
+    const Lanes8 v = load8(z + o);
+    const Lanes8 negative = load8(w.prelu.data() + o) * v;
+    store8(z + o, v > zero ? v : negative);
   }
-  for (int o = 0; o < lanes; ++o) z[o] = z[o] > 0.0f ? z[o] : w.prelu[o] * z[o];
 }
 
 ConvKernel conv_kernel_for(int lanes) {
   switch (lanes) {
-    case 8: return conv_prelu_fixed<8>;
-    case 16: return conv_prelu_fixed<16>;
-    case 24: return conv_prelu_fixed<24>;
-    case 32: return conv_prelu_fixed<32>;
-    case 40: return conv_prelu_fixed<40>;
-    case 48: return conv_prelu_fixed<48>;
-    case 64: return conv_prelu_fixed<64>;
+    case 8: return conv_prelu_fixed<1>;
+    case 16: return conv_prelu_fixed<2>;
+    case 24: return conv_prelu_fixed<3>;
+    case 32: return conv_prelu_fixed<4>;
+    case 40: return conv_prelu_fixed<5>;
+    case 48: return conv_prelu_fixed<6>;
+    case 64: return conv_prelu_fixed<8>;
     default: return conv_prelu_any;
   }
 }
 
-// torch.lerp's formula (ATen Lerp.h), so the blend matches the TorchScript module closely.
-inline float lerp(float start, float end, float weight) {
-  return std::fabs(weight) < 0.5f ? start + weight * (end - start) : end - (end - start) * (1.0f - weight);
+// torch.lerp's formula (ATen Lerp.h), lane by lane, so the blend matches the TorchScript module.
+inline Lanes8 lerp8(Lanes8 start, Lanes8 end, float weight) {
+  const Lanes8 w = splat8(weight);
+  return std::fabs(weight) < 0.5f ? start + w * (end - start) : end - (end - start) * (splat8(1.0f) - w);
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
-// acc[lanes] = bias + sum_r x[r] * weight[r][:], rows in order (a fixed reduction order)
+// acc[lanes] = bias + sum_r x[r] * weight[r][:] in row order, any lane count (the FiLM MLP).
 void affine_rows(const float* weight, const float* bias, const float* x, int rows, int lanes, float* acc) {
   for (int o = 0; o < lanes; ++o) acc[o] = bias[o];
   for (int r = 0; r < rows; ++r) {
@@ -302,10 +328,10 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
   const BlockWeights& w = *model_->blocks_[j];
   const int P = model_->pool_size(), c = w.channels, H = w.hidden, lanes = w.lanes;
   float* pooled = s.pooled.data();
-  for (int o = 0; o < lanes; ++o) pooled[o] = 0.0f;
-  for (int r = 0; r < P; ++r) {
-    const float* row = bs.pool.data() + static_cast<size_t>(r) * lanes;
-    for (int o = 0; o < lanes; ++o) pooled[o] += row[o];
+  for (int o = 0; o < lanes; o += 8) {
+    Lanes8 sum = splat8(0.0f);
+    for (int r = 0; r < P; ++r) sum += load8(bs.pool.data() + static_cast<size_t>(r) * lanes + o);
+    store8(pooled + o, sum);
   }
   float* xh = s.xh.data();
   if (w.film_hidden > 0) {
@@ -317,7 +343,7 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
   }
   std::copy(bs.h.begin(), bs.h.end(), xh + c);
   float* gates = s.gates.data();
-  affine_rows(w.lstm_weight.data(), w.lstm_bias.data(), xh, c + H, w.gate_lanes, gates);
+  affine_rows8(w.lstm_weight.data(), w.lstm_bias.data(), xh, c + H, w.gate_lanes, gates);
   for (int u = 0; u < H; ++u) {  // gate order i, f, g, o as in torch
     const float in_gate = sigmoid(gates[u]);
     const float forget_gate = sigmoid(gates[H + u]);
@@ -326,7 +352,7 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
     bs.c[u] = forget_gate * bs.c[u] + in_gate * cell_input;
     bs.h[u] = out_gate * std::tanh(bs.c[u]);
   }
-  affine_rows(w.projection_weight.data(), w.projection_bias.data(), bs.h.data(), H, w.modulation_lanes, out);
+  affine_rows8(w.projection_weight.data(), w.projection_bias.data(), bs.h.data(), H, w.modulation_lanes, out);
 }
 
 // ---- the per-sample paths ----------------------------------------------------------------------------
@@ -342,7 +368,7 @@ void Engine::run_causal_path(PathState& path, float* const* audio, int audio_cha
     const BlockWeights& w = *model_->blocks_[j];
     BlockStream& bs = path.blocks[j];
     const ConvKernel conv = s.conv_kernels[j];
-    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes, nm = w.modulation_channels;
+    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes;
     const int ml = w.modulation_lanes;
     float* next_rows = nullptr;
     if (w.modulates_next) {
@@ -357,7 +383,7 @@ void Engine::run_causal_path(PathState& path, float* const* audio, int audio_cha
       const float weight = interp[phase];
       const float* older = bs.history.data();
       const float* newer = older + ml;
-      for (int m = 0; m < nm; ++m) mod[m] = lerp(older[m], newer[m], weight);
+      for (int m = 0; m < ml; m += 8) store8(mod + m, lerp8(load8(older + m), load8(newer + m), weight));
       for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
       if (next_rows) {
         float* out = next_rows + static_cast<size_t>(t) * c;
@@ -386,7 +412,7 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
     const BlockWeights& w = *model_->blocks_[j];
     BlockStream& bs = path.blocks[j];
     const ConvKernel conv = s.conv_kernels[j];
-    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes, nm = w.modulation_channels;
+    const int c_in = w.in_channels, c = w.channels, lanes = w.lanes;
     const int ml = w.modulation_lanes;
     for (int t = 0; t < P; ++t) conv(w, bs.conv_input.data() + static_cast<size_t>(t) * c_in, bs.pool.data() + static_cast<size_t>(t) * lanes);
     float* current = s.new_modulation.data();
@@ -400,7 +426,7 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
     const float* previous = bs.history.data() + ml;
     for (int t = 0; t < P; ++t) {
       const float weight = interp[t];
-      for (int m = 0; m < nm; ++m) mod[m] = lerp(previous[m], current[m], weight);
+      for (int m = 0; m < ml; m += 8) store8(mod + m, lerp8(load8(previous + m), load8(current + m), weight));
       for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
       if (next_rows) {
         const float* z = bs.pool.data() + static_cast<size_t>(t) * lanes;
