@@ -27,10 +27,15 @@ _FILM_PARTS = ("film0_weight_t", "film0_bias", "film0_prelu", "film1_weight_t", 
                "film2_weight_t", "film2_bias")
 
 
+def _blocks(scripted: torch.jit.ScriptModule) -> list[Any]:
+    """The streaming blocks of a scripted or loaded StreamingSPTMod (a loaded ModuleList has no len)."""
+    return [module for _, module in scripted.blocks.named_children()]
+
+
 def engine_tensors(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     """The tensors the engine needs, by entry name, taken from the scripted module itself."""
     tensors: dict[str, torch.Tensor] = {"interp_weights": scripted.interp_weights}
-    for j, block in enumerate(scripted.blocks):
+    for j, block in enumerate(_blocks(scripted)):
         for part in _BLOCK_PARTS:
             tensors[f"block{j}.{part}"] = getattr(block, part)
         if block.has_film:
@@ -43,7 +48,7 @@ def engine_entry(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> 
     """Serialise the engine entry of a scripted StreamingSPTMod with its metadata."""
     config = metadata["model_config"]
     blocks = []
-    for block in scripted.blocks:
+    for block in _blocks(scripted):
         blocks.append({
             "in_channels": int(block.in_channels), "channels": int(block.channels),
             "kernel_size": int(block.kernel_size), "modulates_next": bool(block.modulates_next),

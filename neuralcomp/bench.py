@@ -6,8 +6,11 @@ p99.9 / max, the real-time factor (processing time / audio duration), deadline m
 took longer than their own duration) and the latency a user hears: algorithmic (model plus
 resampling) plus buffering (one buffer).
 
-Backends: "cpp" (the C++ host), "python" (the same TorchScript file from Python) and "eager"
-(the training-time PyTorch module, fed whole pooling frames, as research code would run it).
+Backends: "native" (the native C++ engine), "torchscript" (the libtorch C++ host; "cpp" is an alias),
+"python" (the same TorchScript file from Python) and "eager" (the training-time PyTorch module, fed
+whole pooling frames, as research code would run it). The C++ backends are timed in C++ around each
+call at the model's rate (no Python in the measurement); at other rates the Python resamplers run
+between calls and are timed with them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import numpy as np
 
 DEFAULT_BUFFER_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 DEFAULT_SAMPLE_RATES = (44100, 48000, 96000)
-BACKENDS = ("cpp", "python", "eager")
+BACKENDS = ("native", "torchscript", "python", "eager")
+_ALIASES = {"cpp": "torchscript"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class BenchRow:
     deadline_misses: int
     algorithmic_latency_samples: int
     buffering_latency_samples: int
+    gflops: float = 0.0  # the model's arithmetic (2 x multiply-adds per sample) per second of p50 time
 
     @property
     def latency_ms(self) -> float:
@@ -53,27 +58,31 @@ class LatencyReport:
     mode: str
     machine: dict[str, Any]
     rows: list[BenchRow] = field(default_factory=list)
+    multiply_adds_per_sample: float = 0.0
 
     def to_json(self) -> str:
         rows = [dict(asdict(r), latency_ms=r.latency_ms) for r in self.rows]
         return json.dumps({"model": self.model, "model_name": self.model_name, "mode": self.mode,
-                           "machine": self.machine, "rows": rows}, indent=2)
+                           "machine": self.machine, "multiply_adds_per_sample": self.multiply_adds_per_sample,
+                           "rows": rows}, indent=2)
 
     def to_markdown(self) -> str:
         m = self.machine
         lines = [
             f"{self.model_name} ({self.mode}); {m['cpu']}, {m['cores']} cores; torch {m['torch']}; "
-            f"C++ host built with {m['cpp_compiler']}; one thread",
+            f"C++ built with {m['cpp_compiler']}; one thread; {self.multiply_adds_per_sample:.0f} multiply-adds "
+            f"per sample; single-core peak {m.get('peak_gflops', 0):.1f} GFLOP/s (float32 matmul)",
             "",
             "| backend | rate | buffer | p50 µs | p99 µs | p99.9 µs | max µs | RTF | deadline misses | "
-            "latency samples (algorithmic + buffer) | latency ms |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "latency samples (algorithmic + buffer) | latency ms | GFLOP/s at p50 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
             lines.append(
-                f"| {r.backend} | {r.sample_rate} | {r.buffer_size} | {r.p50_us:.0f} | {r.p99_us:.0f} | "
-                f"{r.p999_us:.0f} | {r.max_us:.0f} | {r.real_time_factor:.3f} | {r.deadline_misses}/{r.calls} | "
-                f"{r.algorithmic_latency_samples} + {r.buffering_latency_samples} | {r.latency_ms:.2f} |"
+                f"| {r.backend} | {r.sample_rate} | {r.buffer_size} | {r.p50_us:.1f} | {r.p99_us:.1f} | "
+                f"{r.p999_us:.1f} | {r.max_us:.1f} | {r.real_time_factor:.4f} | {r.deadline_misses}/{r.calls} | "
+                f"{r.algorithmic_latency_samples} + {r.buffering_latency_samples} | {r.latency_ms:.2f} | "
+                f"{r.gflops:.2f} |"
             )
         return "\n".join(lines)
 
@@ -116,14 +125,34 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        from neuralcomp.host import _cpp_host
-
-        compiler = getattr(_cpp_host, "COMPILER", "unknown")
-    except ImportError:
-        compiler = "not built"
+    compiler, arch = "not built", ""
+    for module in ("_native", "_cpp_host"):
+        try:
+            host_module = __import__(f"neuralcomp.host.{module}", fromlist=["COMPILER"])
+        except ImportError:
+            continue
+        compiler = getattr(host_module, "COMPILER", "unknown")
+        arch = getattr(host_module, "TARGET_ARCH", arch)
+        break
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpp_compiler": compiler, "torch_build": _torch_compiler()}
+            "torch": torch.__version__, "cpp_compiler": compiler, "engine_arch": arch,
+            "torch_build": _torch_compiler(), "peak_gflops": peak_gflops()}
+
+
+def peak_gflops(size: int = 512, repeats: int = 20) -> float:
+    """Single-core float32 matmul throughput (torch, one thread): the arithmetic ceiling of this core."""
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * size ** 3 / float(np.median(times)) / 1e9
 
 
 def _torch_compiler() -> str:
@@ -216,11 +245,12 @@ def _open(path: Path, backend: str) -> Any:
 
 
 def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, seconds: float = 1.0,
-               warmup_calls: int = 20, seed: int = 0) -> BenchRow:
+               warmup_calls: int = 20, seed: int = 0, multiply_adds_per_sample: float = 0.0) -> BenchRow:
     """Stream `seconds` of noise at `sample_rate` in buffers of `buffer_size` and time each call."""
     import torch
 
     torch.set_num_threads(1)
+    backend = _ALIASES.get(backend, backend)
     target = _open(path, backend)
     if backend == "eager":
         if sample_rate != target.sample_rate:
@@ -238,36 +268,45 @@ def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, sec
     calls = max(30, int(seconds * sample_rate / buffer_size))
     rng = np.random.default_rng(seed)
     audio = (0.25 * rng.standard_normal((1, buffer_size * (calls + warmup_calls)))).astype(np.float32)
-    for i in range(warmup_calls):
-        step(np.ascontiguousarray(audio[:, i * buffer_size:(i + 1) * buffer_size]))
-    times = np.empty(calls)
-    for i in range(calls):
-        start = (warmup_calls + i) * buffer_size
-        block = np.ascontiguousarray(audio[:, start:start + buffer_size])
-        t0 = time.perf_counter()
-        step(block)
-        times[i] = time.perf_counter() - t0
+    if backend != "eager" and sample_rate == target.sample_rate and hasattr(target._host, "time_buffers"):
+        times = np.asarray(target._host.time_buffers(audio, buffer_size, warmup_calls))  # timed in C++
+    else:
+        for i in range(warmup_calls):
+            step(np.ascontiguousarray(audio[:, i * buffer_size:(i + 1) * buffer_size]))
+        times = np.empty(calls)
+        for i in range(calls):
+            start = (warmup_calls + i) * buffer_size
+            block = np.ascontiguousarray(audio[:, start:start + buffer_size])
+            t0 = time.perf_counter()
+            step(block)
+            times[i] = time.perf_counter() - t0
     duration = buffer_size / sample_rate
     p50, p99, p999 = np.percentile(times, [50, 99, 99.9])
     # real-time factor = processing time / audio duration, over all timed calls (a median would hide
     # backends that work on every P-th call only)
     return BenchRow(backend, sample_rate, buffer_size, calls, p50 * 1e6, p99 * 1e6, p999 * 1e6, times.max() * 1e6,
-                    times.mean() / duration, int((times > duration).sum()), int(latency), buffer_size)
+                    times.mean() / duration, int((times > duration).sum()), int(latency), buffer_size,
+                    2 * multiply_adds_per_sample * buffer_size / p50 / 1e9)
 
 
-def latency_report(path: Path, backends=("cpp", "python", "eager"), buffer_sizes=DEFAULT_BUFFER_SIZES,
-                   sample_rates=DEFAULT_SAMPLE_RATES, seconds: float = 1.0, progress=None) -> LatencyReport:
+def latency_report(path: Path, backends=("native", "torchscript", "python", "eager"),
+                   buffer_sizes=DEFAULT_BUFFER_SIZES, sample_rates=DEFAULT_SAMPLE_RATES, seconds: float = 1.0,
+                   progress=None) -> LatencyReport:
     from neuralcomp.host.torchscript_host import load_torchscript
     from neuralcomp.metadata import parse_metadata
+    from neuralcomp.config import SPTModConfig
+    from neuralcomp.model.complexity import complexity
 
     meta = parse_metadata(str(load_torchscript(path).metadata_json), str(path))
     report = LatencyReport(str(path), meta["model_config"]["name"], meta["mode"], machine_info())
+    report.multiply_adds_per_sample = complexity(SPTModConfig.from_dict(meta["model_config"])).macs_streaming
     for backend in backends:
         for rate in sample_rates:
             if backend == "eager" and rate != meta["sample_rate"]:
                 continue
             for size in buffer_sizes:
-                row = bench_case(path, backend, rate, size, seconds)
+                row = bench_case(path, backend, rate, size, seconds,
+                                 multiply_adds_per_sample=report.multiply_adds_per_sample)
                 report.rows.append(row)
                 if progress:
                     progress(row)

@@ -105,3 +105,14 @@ def jack():
         yield server
     finally:
         server.stop()
+
+
+def native_engine_or_skip():
+    """The native engine module; a failure instead of a skip under NEURALCOMP_REQUIRE_CPP=1."""
+    try:
+        from neuralcomp.host import _native
+    except ImportError:
+        if os.environ.get("NEURALCOMP_REQUIRE_CPP") == "1":
+            pytest.fail("NEURALCOMP_REQUIRE_CPP=1 but the native engine is not built")
+        pytest.skip("native engine not built (make build)")
+    return _native

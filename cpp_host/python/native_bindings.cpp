@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -127,6 +128,31 @@ class NativeHost {
     engine_.set_state(state);
   }
 
+  // Streams x (channels, frames) in buffers of `buffer_size`, timing each engine call in C++ (no
+  // Python in the measurement): seconds per timed call, after `warmup_calls` untimed calls.
+  py::array_t<double> time_buffers(const py::object& obj, int buffer_size, int warmup_calls) {
+    auto x = float_matrix(obj, "audio", engine_.num_channels());
+    if (buffer_size < 1) throw neuralcomp::AudioInputError("buffer_size must be >= 1");
+    const py::ssize_t calls = x.shape(1) / buffer_size;
+    if (calls <= warmup_calls) throw neuralcomp::AudioInputError("audio too short for the warm-up calls");
+    const int channels = engine_.num_channels();
+    std::vector<float> out(static_cast<size_t>(channels) * buffer_size);
+    std::vector<const float*> in_ptrs(channels);
+    std::vector<float*> out_ptrs(channels);
+    for (int c = 0; c < channels; ++c) out_ptrs[c] = out.data() + static_cast<size_t>(c) * buffer_size;
+    py::array_t<double> times(calls - warmup_calls);
+    double* t = times.mutable_data();
+    py::gil_scoped_release release;
+    for (py::ssize_t i = 0; i < calls; ++i) {
+      for (int c = 0; c < channels; ++c) in_ptrs[c] = x.data(c, 0) + i * buffer_size;
+      const auto start = std::chrono::steady_clock::now();
+      engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size);
+      const auto stop = std::chrono::steady_clock::now();
+      if (i >= warmup_calls) t[i - warmup_calls] = std::chrono::duration<double>(stop - start).count();
+    }
+    return times;
+  }
+
   std::vector<double> control_values() const {
     std::vector<double> values;
     for (int i = 0; i < engine_.model().num_controls(); ++i) values.push_back(engine_.get_control(i));
@@ -188,6 +214,8 @@ PYBIND11_MODULE(_native, m) {
            "x: float32 (channels, frames) -> new float32 array. `controls`: optional float32 (n, frames)\n"
            "track in user units; a frame's FiLM uses the values at its last sample.")
       .def("reset", &NativeHost::reset, py::arg("num_channels") = py::none())
+      .def("time_buffers", &NativeHost::time_buffers, py::arg("x"), py::arg("buffer_size"),
+           py::arg("warmup_calls") = 20, "Seconds per engine call, timed in C++, streaming x in buffers.")
       .def_property(
           "linked", [](const NativeHost& h) { return h.engine().linked(); },
           [](NativeHost& h, bool linked) {
@@ -222,8 +250,6 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("max_block_size", [](const NativeHost& h) { return h.engine().max_block_size(); })
       .def_property_readonly("nonfinite_buffers", [](const NativeHost& h) { return h.engine().nonfinite_buffers(); })
       .def_property_readonly("state_names", [](const NativeHost& h) { return h.engine().model().state_names(); })
-      .def_property_readonly("multiply_adds_per_sample",
-                             [](const NativeHost& h) { return h.engine().model().multiply_adds_per_sample(); })
       .def("__repr__", [](const NativeHost& h) {
         return "<neuralcomp native Host '" + h.path() + "' mode=" + h.engine().model().mode() +
                " channels=" + std::to_string(h.engine().num_channels()) + ">";

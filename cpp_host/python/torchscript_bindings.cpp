@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/typing.h>
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -61,6 +62,32 @@ py::array process(StreamingHost& host, const py::object& obj) {
     host.process(in, out, channels, frames);
   }
   return y;
+}
+
+// Streams x (channels, frames) in buffers of `buffer_size`, timing each host call in C++ (no Python in
+// the measurement): seconds per timed call, after `warmup_calls` untimed calls.
+py::array_t<double> time_buffers(StreamingHost& host, const py::array_t<float, py::array::c_style>& x,
+                                 int buffer_size, int warmup_calls) {
+  if (x.ndim() != 2 || x.shape(0) != host.num_channels() || buffer_size < 1) {
+    throw py::value_error("time_buffers expects float32 (channels, frames) and buffer_size >= 1");
+  }
+  const py::ssize_t calls = x.shape(1) / buffer_size;
+  if (calls <= warmup_calls) throw py::value_error("audio too short for the warm-up calls");
+  const int64_t channels = x.shape(0);
+  std::vector<float> in(static_cast<size_t>(channels) * buffer_size), out(in.size());
+  py::array_t<double> times(calls - warmup_calls);
+  double* t = times.mutable_data();
+  py::gil_scoped_release release;
+  for (py::ssize_t i = 0; i < calls; ++i) {
+    for (int64_t c = 0; c < channels; ++c) {
+      std::memcpy(in.data() + c * buffer_size, x.data(c, 0) + i * buffer_size, sizeof(float) * buffer_size);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    host.process(in.data(), out.data(), channels, buffer_size);
+    const auto stop = std::chrono::steady_clock::now();
+    if (i >= warmup_calls) t[i - warmup_calls] = std::chrono::duration<double>(stop - start).count();
+  }
+  return times;
 }
 
 py::typing::List<py::array> get_state(const StreamingHost& host) {
@@ -152,6 +179,8 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
            "Process one buffer: x is a float32 array (channels, frames) with channels equal to num_channels\n"
            "(C-contiguous avoids a copy); returns a new float32 array of the same shape. Other dtypes or\n"
            "shapes raise ValueError. Releases the GIL while processing.")
+      .def("time_buffers", &time_buffers, py::arg("x"), py::arg("buffer_size"), py::arg("warmup_calls") = 20,
+           "Seconds per host call, timed in C++, streaming x in buffers.")
       .def(
           "reset",
           [](StreamingHost& host, std::optional<int> num_channels) {

@@ -39,10 +39,15 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+BACKEND_CHOICES = ["auto", "native", "torchscript", "cpp", "python"]
+BACKEND_HELP = ("host that runs the model: native (C++ engine, no torch), torchscript (libtorch C++ host; "
+                "cpp is an alias), python (TorchScript from Python); default auto = the first one built")
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The MODEL positional and --backend option of the verbs that load an exported model."""
-    p.add_argument("model", type=Path)
-    p.add_argument("--backend", choices=["auto", "cpp", "python"], default="auto")
+    p.add_argument("model", type=Path, help="exported model file (.ts)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
 
 
 def open_processor(args: argparse.Namespace):

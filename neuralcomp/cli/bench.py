@@ -10,25 +10,29 @@ from typing import Any
 from neuralcomp.cli.arguments import parse_sizes
 
 
+_BENCH_BACKENDS = ("native", "torchscript", "cpp", "python", "eager")
+
+
 def _parse_backends(text: str) -> list[str]:
     backends = [b for b in text.split(",") if b]
-    unknown = set(backends) - {"cpp", "python", "eager"}
+    unknown = set(backends) - set(_BENCH_BACKENDS)
     if unknown or not backends:
-        raise argparse.ArgumentTypeError(f"backends are cpp, python, eager; got {text!r}")
-    return backends
+        raise argparse.ArgumentTypeError(f"backends are {', '.join(_BENCH_BACKENDS)}; got {text!r}")
+    return ["torchscript" if b == "cpp" else b for b in backends]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from neuralcomp.bench import latency_report, write_report
-    from neuralcomp.host.processor import cpp_host_available
+    from neuralcomp.host.processor import cpp_host_available, native_engine_available
 
     backends = list(args.backends)
-    if "cpp" in backends and not cpp_host_available():
-        print("note: C++ host not built (make build); leaving it out", file=sys.stderr)
-        backends.remove("cpp")
+    for backend, built in (("native", native_engine_available()), ("torchscript", cpp_host_available())):
+        if backend in backends and not built:
+            print(f"note: the {backend} backend is not built (make build); leaving it out", file=sys.stderr)
+            backends.remove(backend)
 
     def progress(r) -> None:
-        print(f"  {r.backend:6s} {r.sample_rate:6d} Hz {r.buffer_size:5d}: p50 {r.p50_us:8.1f} us  "
+        print(f"  {r.backend:11s} {r.sample_rate:6d} Hz {r.buffer_size:5d}: p50 {r.p50_us:8.1f} us  "
               f"rtf {r.real_time_factor:.3f}  misses {r.deadline_misses}", file=sys.stderr)
 
     report = latency_report(args.model, backends, args.buffers, args.rates, args.seconds, progress)
@@ -108,8 +112,8 @@ def add_commands(sub: Any) -> None:
     """Register `bench`, `bench-train`, `complexity` and `demo`."""
     p = sub.add_parser("bench", help="latency report: per-buffer time, real-time factor, deadline misses")
     p.add_argument("model", type=Path)
-    p.add_argument("--backends", type=_parse_backends, default=["cpp", "python", "eager"],
-                   help="comma-separated: cpp, python, eager (default: all)")
+    p.add_argument("--backends", type=_parse_backends, default=["native", "torchscript", "python", "eager"],
+                   help="comma-separated: native, torchscript (alias cpp), python, eager (default: all)")
     p.add_argument("--buffers", type=parse_sizes, default=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
     p.add_argument("--rates", type=parse_sizes, default=[44100, 48000, 96000], help="host sample rates")
     p.add_argument("--seconds", type=float, default=1.0, help="audio per case")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from neuralcomp.cli.arguments import parse_control, positive_float
+from neuralcomp.cli.arguments import BACKEND_CHOICES, BACKEND_HELP, parse_control, positive_float
 from neuralcomp.errors import NeuralcompError
 from neuralcomp.live import DEFAULT_BLOCKSIZE, LiveAudioError, LiveSession, format_devices
 
@@ -55,7 +55,7 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
     p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
-    p.add_argument("--backend", choices=["auto", "cpp", "python"], default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.set_defaults(func=main_live)
     return p

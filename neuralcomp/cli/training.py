@@ -36,11 +36,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.mode and args.mode != model.config.mode:
             raise NeuralcompError(f"the checkpoint was trained in {model.config.mode} mode; it cannot be exported as {args.mode}")
         provenance = {"checkpoint": str(args.checkpoint), **extra}
+    elif args.from_model:
+        from export.reexport import model_from_exported
+
+        model, provenance = model_from_exported(args.from_model)
     elif args.untrained:
         model = _build_untrained(args.preset, args.mode, args.controls, args.seed)
         provenance = {"untrained": True, "preset": args.preset, "seed": args.seed}
     else:
-        raise NeuralcompError("give --checkpoint CKPT, or --untrained for a randomly initialised preset")
+        raise NeuralcompError("give --checkpoint CKPT, --from-model OLD.ts, or --untrained for a randomly "
+                              "initialised preset")
     path = export_model(model, args.output, provenance)
     print(f"wrote {path} ({model.config.name}, {model.config.mode} mode, {model.config.num_controls} controls)")
     return 0
@@ -125,6 +130,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("export", help="write a streaming TorchScript model")
     p.add_argument("--checkpoint", type=Path, help="trained checkpoint to export")
     p.add_argument("--untrained", action="store_true", help="export a randomly initialised preset")
+    p.add_argument("--from-model", type=Path, metavar="OLD.ts",
+                   help="re-export a model file written by an older neuralcomp (adds the native engine's entry; "
+                        "the output is bitwise the same)")
     p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json)")
     p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
     p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")

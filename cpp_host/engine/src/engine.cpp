@@ -135,6 +135,7 @@ struct Engine::Impl {
   uint32_t film_generation = 0;
   std::vector<float> film_controls, control_scratch, film_hidden_a, film_hidden_b, film_out;
   bool film_valid = false;
+  bool film_follows_controls = false;  // the FiLM is that of the set controls, not of a track
   std::vector<FilmParams> film;  // per block
   // scratch
   std::vector<float> detector;                  // (max(P, max_block),)
@@ -300,14 +301,16 @@ void Engine::update_film() noexcept {
 void Engine::refresh_controls() noexcept {
   Impl& s = *impl_;
   const uint32_t generation = s.generation.load(std::memory_order_acquire);
-  if (generation == s.film_generation && s.film_valid) return;
+  if (generation == s.film_generation && s.film_valid && s.film_follows_controls) return;
   s.film_generation = generation;
+  s.film_follows_controls = true;
   for (int i = 0; i < model_->num_controls(); ++i) s.control_scratch[i] = s.normalised[i].load(std::memory_order_relaxed);
   update_film();
 }
 
 void Engine::film_from_track(const float* const* control_track, int index) noexcept {
   Impl& s = *impl_;
+  s.film_follows_controls = false;  // the next call without a track goes back to the set controls
   for (int i = 0; i < model_->num_controls(); ++i) {
     const ControlInfo& info = model_->controls()[i];
     const float value = control_track[i][index];
@@ -698,7 +701,7 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
                                                     "', this model needs '" + names[i] + "'");
   }
   const StateTensor& phase_tensor = state[0];
-  if (phase_tensor.data.size() != 1 || !phase_tensor.shape.empty()) throw StateError("state 'phase' must be a scalar");
+  if (phase_tensor.data.size() != 1) throw StateError("state 'phase' must be a scalar");  // any shape of 1 element
   const float phase_value = phase_tensor.data[0];
   const int P = m.pool_size();
   if (!(phase_value >= 0 && phase_value < P) || phase_value != std::floor(phase_value)) {

@@ -218,6 +218,7 @@ std::shared_ptr<const Model> Model::load_memory(const void* bytes, size_t size, 
   static_assert(std::numeric_limits<float>::is_iec559, "the engine needs IEEE-754 floats");
   const uint16_t probe = 1;
   if (*reinterpret_cast<const unsigned char*>(&probe) != 1) throw ModelFileError("the engine needs a little-endian CPU");
+  if (size == 0) throw ModelFileError(source + ": empty file (0 bytes), not a model");
   if (bytes == nullptr) throw ModelFileError(source + ": no data");
   const auto* archive = static_cast<const unsigned char*>(bytes);
   const detail::ArchiveEntry entry = detail::find_entry(archive, size, kEngineEntry, source);
@@ -225,7 +226,7 @@ std::shared_ptr<const Model> Model::load_memory(const void* bytes, size_t size, 
   if (!entry.found) {
     if (metadata.found) {
       throw ModelFileError(source + ": exported before the native engine existed (no neuralcomp_engine.bin entry); "
-                           "re-export it with `neuralcomp export`, or use backend='torchscript'");
+                           "re-export it with `neuralcomp export --from-model OLD.ts -o NEW.ts`, or use the torchscript backend");
     }
     throw ModelFileError(source + ": not a neuralcomp model (a zip archive without neuralcomp entries)");
   }
@@ -279,19 +280,6 @@ int Model::control_index(const std::string& name) const {
   for (size_t i = 0; i < controls_.size(); ++i)
     if (controls_[i].name == name) return static_cast<int>(i);
   return -1;
-}
-
-double Model::multiply_adds_per_sample() const {
-  double total = 0.0;
-  for (const auto& b : blocks_) {
-    const double c = b->channels, H = b->hidden;
-    total += b->kernel_size * b->in_channels * c;  // conv
-    total += b->modulation_channels;               // interpolation
-    total += b->modulates_next ? c + 1 : 1;        // affine modulation of both paths
-    total += (c + (c + H) * 4 * H + H * b->modulation_channels) / pool_size_;  // pool, LSTM, projection
-    // FiLM runs only when a control changes: not a per-sample cost
-  }
-  return total;
 }
 
 std::vector<std::string> Model::state_names() const {

@@ -94,8 +94,6 @@ class Model {
   // The model's metadata JSON (neuralcomp_metadata.json), as the other hosts expose it.
   const std::string& metadata_json() const { return metadata_json_; }
   const std::string& source() const { return source_; }
-  // Multiply-adds per output sample as streamed (conv + modulation per sample, frame work / P).
-  double multiply_adds_per_sample() const;
 
   // Stream state names in get_state() order: "phase", then per block conv_cache, pool_partial,
   // lstm_h, lstm_c, modulation_history, then pending_input and output_queue (export/streaming.py).

@@ -1,0 +1,55 @@
+"""Re-export a model file written by an older neuralcomp: rebuild the SPTMod from the file's own
+tensors and export it again, so it gains what newer exports carry (the native engine's entry, compact
+state) and computes bitwise the same as before."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuralcomp.config import SPTModConfig
+from neuralcomp.errors import ModelFileError
+from neuralcomp.model.sptmod import SPTMod
+
+
+def model_from_exported(path: str | Path) -> tuple[SPTMod, dict[str, Any]]:
+    """The SPTMod whose streaming export is `path`, and the file's provenance."""
+    from neuralcomp.host.torchscript_host import load_torchscript
+
+    scripted = load_torchscript(path)
+    metadata = json.loads(str(scripted.metadata_json))
+    model = SPTMod(SPTModConfig.from_dict(metadata["model_config"])).eval()
+    try:
+        sources = [getattr(scripted.blocks, str(j)) for j in range(len(model.blocks))]
+    except AttributeError as exc:
+        raise ModelFileError(f"{path}: fewer blocks than its config's {len(model.blocks)}") from exc
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for source, block in zip(sources, model.blocks):
+            c, c_in, k = block.channels, block.in_channels, block.kernel_size
+            block.conv.weight.copy_(source.conv_weight_t.t().reshape(c, c_in, k))
+            block.conv.bias.copy_(source.conv_bias)
+            block.activation.weight.copy_(source.prelu_weight)
+            if block.film is not None:
+                mlp = block.film.mlp
+                w0, b0, a0, w1, b1, a1, w2, b2 = source.film_weights
+                for layer, weight, bias in ((mlp[0], w0, b0), (mlp[2], w1, b1), (mlp[4], w2, b2)):
+                    layer.weight.copy_(weight.t())
+                    layer.bias.copy_(bias)
+                mlp[1].weight.copy_(a0)
+                mlp[3].weight.copy_(a1)
+            gates = source.lstm_weight_t.t()  # (4H, c + H) = [W_ih, W_hh]
+            block.lstm.weight_ih_l0.copy_(gates[:, :c])
+            block.lstm.weight_hh_l0.copy_(gates[:, c:])
+            # the file keeps only b_ih + b_hh; b_hh = 0 gives the same sum, bit for bit
+            block.lstm.bias_ih_l0.copy_(source.lstm_bias)
+            block.lstm.bias_hh_l0.zero_()
+            block.projection.weight.copy_(source.projection_weight_t.t())
+            block.projection.bias.copy_(source.projection_bias)
+    provenance = dict(metadata.get("provenance") or {})
+    provenance["reexported_from"] = {"file": Path(path).name, "torch_version": metadata.get("torch_version")}
+    return model, provenance
