@@ -6,7 +6,7 @@ VENV          := .venv
 PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev libportaudio2 jackd2 zam-plugins \
+APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev nlohmann-json3-dev libportaudio2 jackd2 zam-plugins \
                  fretsonfire-songs-muldjord
 
 .PHONY: setup system-deps venv build demo test bench clean
@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_SYSTEM) -m venv $(VENV)
-	$(PYTHON) -m pip install -q -e ".[test,sweep]"
+	$(PYTHON) -m pip install -q -e ".[train,build,test,sweep]"
 	touch $@
 
 build: venv system-deps

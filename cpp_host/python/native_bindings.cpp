@@ -58,9 +58,10 @@ class NativeHost {
     py::array_t<float> y({x.shape(0), frames});
     std::vector<const float*> in(x.shape(0));
     std::vector<float*> out(x.shape(0));
+    // pointer arithmetic, not data(c, 0): that is bounds-checked and refuses zero frames
     for (py::ssize_t c = 0; c < x.shape(0); ++c) {
-      in[c] = x.data(c, 0);
-      out[c] = y.mutable_data(c, 0);
+      in[c] = x.data() + c * frames;
+      out[c] = y.mutable_data() + c * frames;
     }
     bool ok;
     if (controls.is_none()) {
@@ -74,7 +75,7 @@ class NativeHost {
                                        " samples, the audio " + std::to_string(frames));
       }
       std::vector<const float*> rows(n);
-      for (int k = 0; k < n; ++k) rows[k] = track.data(k, 0);
+      for (int k = 0; k < n; ++k) rows[k] = track.data() + k * frames;
       py::gil_scoped_release release;
       ok = engine_.process_with_control_track(in.data(), out.data(), static_cast<int>(in.size()),
                                               static_cast<int>(frames), rows.data());
@@ -144,7 +145,7 @@ class NativeHost {
     double* t = times.mutable_data();
     py::gil_scoped_release release;
     for (py::ssize_t i = 0; i < calls; ++i) {
-      for (int c = 0; c < channels; ++c) in_ptrs[c] = x.data(c, 0) + i * buffer_size;
+      for (int c = 0; c < channels; ++c) in_ptrs[c] = x.data() + c * x.shape(1) + i * buffer_size;
       const auto start = std::chrono::steady_clock::now();
       engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size);
       const auto stop = std::chrono::steady_clock::now();

@@ -23,7 +23,7 @@ def test_demo_writes_a_report_and_plots_and_continues(tmp_path):
     assert saved["st_esr"] == report["st_esr"] and np.isfinite(saved["st_esr"])
     assert np.isfinite(saved["gain_reduction_rmse_db"])
     assert set(saved["loss_terms"]) == {"mae", "esr", "mr_stft", "mr_eesr", "total"}
-    assert saved["backend"] == "cpp" and saved["streamed_equals_offline"] is True
+    assert saved["backend"] == "native" and saved["streamed_equals_offline"] is True
     assert len(saved["items"]) == 4 and saved["dataset"]["test_items"] == [i["item"] for i in saved["items"]]
     assert saved["training"]["iterations"] == 4
     for name in ("loss_curves.png", "target_vs_model.png", "static_curve.png", "heldout_model.wav"):

@@ -18,12 +18,14 @@ def _steady_gain_db(processor, level_db: float) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(y[-22050:] ** 2)) / np.sqrt(np.mean(x[-22050:] ** 2))))
 
 
-@pytest.mark.parametrize("backend", ["python", "cpp"])
+@pytest.mark.parametrize("backend", ["python", "torchscript", "native"])
 def test_shipped_zamcomp_model_compresses_like_zamcomp(backend):
-    if backend == "cpp":
-        from tests.conftest import cpp_host_or_skip
+    from tests.conftest import cpp_host_or_skip, native_engine_or_skip
 
+    if backend == "torchscript":
         cpp_host_or_skip()
+    if backend == "native":
+        native_engine_or_skip()
     card = json.loads((SHIPPED / "zamcomp_tiny.json").read_text())
     comp = neuralcomp.load(SHIPPED / card["file"], backend=backend)
     assert comp.control_names == ["threshold", "ratio", "attack", "release"]
