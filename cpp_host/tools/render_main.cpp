@@ -23,9 +23,82 @@
 #include <utility>
 #include <vector>
 
+#include "neuralcomp/engine.hpp"
+#ifdef NEURALCOMP_WITH_TORCH
 #include "host.h"
+#endif
 
 namespace {
+
+// What the renderer needs of a backend; planar buffers, channel c at [c * frames, (c + 1) * frames).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual void process(const float* in, float* out, int channels, int64_t frames) = 0;
+  virtual void set_control(const std::string& name, double value) = 0;
+  virtual void reset() = 0;
+  virtual int64_t sample_rate() const = 0;
+  virtual int64_t latency_samples() const = 0;
+  virtual std::string mode() const = 0;
+  virtual std::vector<std::string> control_names() const = 0;
+  virtual std::vector<double> control_values() const = 0;
+  virtual int64_t nonfinite_buffers() const = 0;
+};
+
+class NativeBackend : public Backend {
+ public:
+  NativeBackend(const std::string& path, int channels, int max_block)
+      : engine_(neuralcomp::Model::load_file(path), channels, max_block), in_(channels), out_(channels) {}
+  void process(const float* in, float* out, int channels, int64_t frames) override {
+    for (int c = 0; c < channels; ++c) {
+      in_[c] = in + c * frames;
+      out_[c] = out + c * frames;
+    }
+    engine_.process(in_.data(), out_.data(), channels, static_cast<int>(frames));
+  }
+  void set_control(const std::string& name, double value) override { engine_.set_control(name, value); }
+  void reset() override { engine_.reset(); }
+  int64_t sample_rate() const override { return engine_.model().sample_rate(); }
+  int64_t latency_samples() const override { return engine_.model().latency_samples(); }
+  std::string mode() const override { return engine_.model().mode(); }
+  std::vector<std::string> control_names() const override {
+    std::vector<std::string> names;
+    for (const auto& c : engine_.model().controls()) names.push_back(c.name);
+    return names;
+  }
+  std::vector<double> control_values() const override {
+    std::vector<double> values;
+    for (int i = 0; i < engine_.model().num_controls(); ++i) values.push_back(engine_.get_control(i));
+    return values;
+  }
+  int64_t nonfinite_buffers() const override { return engine_.nonfinite_buffers(); }
+
+ private:
+  neuralcomp::Engine engine_;
+  std::vector<const float*> in_;
+  std::vector<float*> out_;
+};
+
+#ifdef NEURALCOMP_WITH_TORCH
+class TorchScriptBackend : public Backend {
+ public:
+  TorchScriptBackend(const std::string& path, int channels) : host_(path, channels) {}
+  void process(const float* in, float* out, int channels, int64_t frames) override {
+    host_.process(in, out, channels, frames);
+  }
+  void set_control(const std::string& name, double value) override { host_.set_control(name, value); }
+  void reset() override { host_.reset(); }
+  int64_t sample_rate() const override { return host_.sample_rate(); }
+  int64_t latency_samples() const override { return host_.latency_samples(); }
+  std::string mode() const override { return host_.mode(); }
+  std::vector<std::string> control_names() const override { return host_.control_names(); }
+  std::vector<double> control_values() const override { return host_.control_values(); }
+  int64_t nonfinite_buffers() const override { return host_.nonfinite_buffers(); }
+
+ private:
+  neuralcomp::StreamingHost host_;
+};
+#endif
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
@@ -33,6 +106,7 @@ constexpr long long kMaxBuffer = 1 << 20;
 
 const char* const kUsage =
     "usage: neuralcomp-render MODEL IN_AUDIO OUT.wav [--buffer N] [--control NAME=VALUE]... [--warmup N]\n"
+    "                         [--backend native|torchscript]\n"
     "\n"
     "Render IN_AUDIO (any file libsndfile reads) through the neuralcomp model MODEL (a TorchScript\n"
     "file written by export.export_model), all channels as one multichannel stream, buffer by\n"
@@ -42,6 +116,8 @@ const char* const kUsage =
     "options:\n"
     "  --buffer N             buffer size in frames, 1..1048576 (default 512)\n"
     "  --control NAME=VALUE   set a control in user units (repeatable; default: the model's defaults)\n"
+    "  --backend NAME         native (the engine, default) or torchscript (the libtorch reference host,\n"
+    "                         when built with it)\n"
     "  --warmup N             silent buffers of the buffer size run before rendering, then the stream\n"
     "                         is reset (default 5; the host already warms up on load)\n"
     "  -h, --help             show this help\n"
@@ -59,6 +135,7 @@ struct Options {
   std::string model, input, output;
   long long buffer = 512;
   long long warmup = 5;
+  std::string backend = "native";
   std::vector<std::pair<std::string, double>> controls;
 };
 
@@ -110,6 +187,14 @@ Options parse_args(int argc, char** argv, bool& help) {
       if (!parse_int(v, opt.buffer) || opt.buffer < 1 || opt.buffer > kMaxBuffer) {
         throw UsageError("bad buffer size '" + v + "': must be an integer in 1.." + std::to_string(kMaxBuffer));
       }
+    } else if (arg == "--backend") {
+      opt.backend = take_value();
+      if (opt.backend != "native" && opt.backend != "torchscript") {
+        throw UsageError("bad --backend '" + opt.backend + "': native or torchscript");
+      }
+#ifndef NEURALCOMP_WITH_TORCH
+      if (opt.backend == "torchscript") throw UsageError("this build has no libtorch host (--backend torchscript)");
+#endif
     } else if (arg == "--warmup") {
       const std::string v = take_value();
       if (!parse_int(v, opt.warmup) || opt.warmup < 0 || opt.warmup > 100000) {
@@ -175,12 +260,20 @@ int run(const Options& opt) {
     return kExitFailure;
   }
 
-  std::unique_ptr<neuralcomp::StreamingHost> host;
+  std::unique_ptr<Backend> host;
   try {
-    host = std::make_unique<neuralcomp::StreamingHost>(opt.model, channels);
+#ifdef NEURALCOMP_WITH_TORCH
+    if (opt.backend == "torchscript") host = std::make_unique<TorchScriptBackend>(opt.model, channels);
+#endif
+    if (!host) host = std::make_unique<NativeBackend>(opt.model, channels, static_cast<int>(opt.buffer));
+  } catch (const neuralcomp::ModelFileError& e) {
+    std::cerr << "neuralcomp-render: " << e.what() << "\n";
+    return kExitFailure;
+#ifdef NEURALCOMP_WITH_TORCH
   } catch (const neuralcomp::ModelLoadError& e) {
     std::cerr << "neuralcomp-render: " << e.what() << "\n";
     return kExitFailure;
+#endif
   } catch (const std::exception& e) {
     std::cerr << "neuralcomp-render: cannot load the model: " << e.what() << "\n";
     return kExitFailure;
@@ -278,6 +371,7 @@ int run(const Options& opt) {
   for (size_t i = 0; i < names.size(); ++i) controls << (i ? ", " : "") << names[i] << "=" << values[i];
 
   std::cout << std::fixed;
+  std::cout << "backend:        " << opt.backend << "\n";
   std::cout << "model:          " << opt.model << " (mode " << host->mode() << ", latency " << host->latency_samples()
             << " samples)\n";
   std::cout << "controls:       " << (names.empty() ? std::string("(none)") : controls.str()) << "\n";

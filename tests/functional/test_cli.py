@@ -90,16 +90,19 @@ def test_complexity_reports_published_figures(capsys):
 
 
 def test_render_executable_matches_python_path(tmp_path, wav, exported):
+    """neuralcomp-render on each backend equals the same backend from Python (other buffer sizes)."""
     cpp_host_or_skip()
     assert RENDER.is_file(), "neuralcomp-render not built"
-    out_cpp = tmp_path / "cpp.wav"
-    result = subprocess.run([str(RENDER), str(exported), str(wav), str(out_cpp), "--buffer", "97",
-                             "--control", "c0=0.7"], capture_output=True, text=True, check=True)
-    assert "real-time factor" in result.stdout.lower() or "rtf" in result.stdout.lower()
-    out_py = tmp_path / "py.wav"
-    assert main(["process", str(exported), str(wav), str(out_py), "--buffer", "512", "--backend", "python",
-                 "--control", "c0=0.7"]) == 0
-    assert np.array_equal(sf.read(out_cpp, dtype="float32")[0], sf.read(out_py, dtype="float32")[0])
+    for render_backend, python_backend in (("native", "native"), ("torchscript", "python")):
+        out_cpp = tmp_path / f"{render_backend}.wav"
+        result = subprocess.run([str(RENDER), str(exported), str(wav), str(out_cpp), "--buffer", "97",
+                                 "--control", "c0=0.7", "--backend", render_backend],
+                                capture_output=True, text=True, check=True)
+        assert "real-time factor" in result.stdout.lower() and f"backend:        {render_backend}" in result.stdout
+        out_py = tmp_path / f"py_{python_backend}.wav"
+        assert main(["process", str(exported), str(wav), str(out_py), "--buffer", "512", "--backend",
+                     python_backend, "--control", "c0=0.7"]) == 0
+        assert np.array_equal(sf.read(out_cpp, dtype="float32")[0], sf.read(out_py, dtype="float32")[0])
     slow = tmp_path / "48k.wav"
     sf.write(slow, np.zeros(100, np.float32), 48000)
     refused = subprocess.run([str(RENDER), str(exported), str(slow), str(tmp_path / "o.wav")],
