@@ -42,6 +42,7 @@ demo: setup
 
 # The live tests start their own JACK dummy server (a real audio server with a real clock).
 test: setup
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	NEURALCOMP_REQUIRE_CPP=1 NEURALCOMP_REQUIRE_JACK=1 NEURALCOMP_REQUIRE_PLUGINS=1 NEURALCOMP_REQUIRE_SWEEP=1 \
 		$(PYTHON) -m pytest -q
 
