@@ -269,7 +269,12 @@ std::shared_ptr<const Model> Model::load_memory(const void* bytes, size_t size, 
 std::shared_ptr<const Model> Model::load_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw ModelFileError("model file " + path + " does not exist or cannot be read");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::vector<char> bytes;
+  try {  // libstdc++ throws std::ios_base::failure on a read error (e.g. EISDIR for a folder)
+    bytes.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  } catch (const std::ios_base::failure& e) {
+    throw ModelFileError(path + ": read error (" + e.what() + ")");
+  }
   if (file.bad()) throw ModelFileError(path + ": read error");
   return load_memory(bytes.data(), bytes.size(), path);
 }
