@@ -4,8 +4,10 @@
 // snapshots are refused with the typed errors.
 //
 // Usage: test_exactness MODEL_DIR SUITE [SHIPPED_MODEL]
-//   SUITE: partitions-tiny | partitions-sptmod25 | partitions-sptmod24 | buffer-sizes | state | errors | shipped
+//   SUITE: partitions-tiny | partitions-sptmod25 | partitions-sptmod24 | buffer-sizes | state | errors |
+//          start-state-bound | shipped
 // Set NEURALCOMP_TEST_SEED to replay a failure (every failure message prints the seed).
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -579,6 +581,26 @@ void errors_suite(nctest::Runner& runner, const std::string& dir, uint64_t seed)
   });
 }
 
+// A crafted file must not hang a host: a start state far beyond the exported one second (here
+// 2^26 samples, 25 minutes of silence to run at every reset) is refused, or at least prepared quickly.
+void start_state_bound_suite(nctest::Runner& runner, const std::string& dir) {
+  runner.run("a crafted 2^26-sample start state is refused or prepared within 5 s", [&] {
+    const std::string path = nctest::model_path(dir, "tiny", "causal", 0);
+    const nctest::Bytes crafted = nctest::with_edited_index(nctest::read_bytes(path), [](nlohmann::json& index) {
+      index["start_state_samples"] = 1 << 26;
+    });
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      const ModelPtr model = Model::load_memory(crafted.data(), crafted.size(), "crafted start state");
+      Engine engine(model, 1, 4096);
+    } catch (const neuralcomp::ModelFileError&) {
+      return;  // refused: fine
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    check(seconds < 5.0, "loading and preparing took " + std::to_string(seconds) + " s");
+  });
+}
+
 // The shipped trained model: loads, and streams bitwise like one call (skipped before its re-export).
 void shipped_suite(nctest::Runner& runner, const std::string& path, uint64_t seed) {
   const std::vector<unsigned char> bytes = nctest::read_bytes(path);
@@ -619,6 +641,8 @@ int main(int argc, char** argv) {
     buffer_sizes_suite(runner, dir, seed);
   } else if (suite == "state") {
     state_suite(runner, dir, seed);
+  } else if (suite == "start-state-bound") {
+    start_state_bound_suite(runner, dir);
   } else if (suite == "errors") {
     errors_suite(runner, dir, seed);
   } else if (suite == "shipped" && argc > 3) {
