@@ -98,7 +98,7 @@ struct ModelParser {
     model->sample_rate_ = integer(index, "sample_rate", 1000, 1536000);
     model->pool_size_ = integer(index, "pool_size", 1, kMaxPool);
     model->lstm_hidden_ = integer(index, "lstm_hidden", 1, kMaxHidden);
-    model->start_state_samples_ = integer(index, "start_state_samples", 0, 1 << 26);
+    model->start_state_samples_ = integer(index, "start_state_samples", 0, 1 << 20);
     if (model->start_state_samples_ % model->pool_size_ != 0) refuse("start_state_samples is not whole frames");
     const auto mode = index.find("mode");
     if (mode == index.end() || !mode->is_string() ||
