@@ -315,6 +315,14 @@ int main(int argc, char** argv) {
     EngineEntry future = s.engine;
     future.index["architecture"] = "sptmod26";
     expect_refusal(s.with_engine_entry(future.bytes()), "an architecture the engine cannot run", "sptmod26");
+    // a 50-byte zip64 archive whose end-of-directory record points at offset 0 of itself: the
+    // zip64 record (56 bytes) cannot fit, and reading it would run past the end of the buffer
+    Bytes zip64(50, 0);
+    set32(zip64, 0, 0x06064b50);   // zip64 end-of-directory signature at offset 0
+    set32(zip64, 8, 0x07064b50);   // zip64 locator at end record - 20; record offset (u64 at 16) = 0
+    set32(zip64, 28, 0x06054b50);  // end record at 28 (22 bytes, no comment)
+    zip64[38] = zip64[39] = 0xFF;  // entries = 0xFFFF: look in the zip64 record
+    expect_refusal(zip64, "a zip64 end record that does not fit in the file", "zip64");
     EngineEntry bad_shape = s.engine;
     bad_shape.index["blocks"][0]["channels"] = 9;
     expect_refusal(s.with_engine_entry(bad_shape.bytes()), "a block whose tensors do not match its channels", "shape");
