@@ -56,7 +56,7 @@ Directory read_directory(const unsigned char* data, size_t size, const std::stri
   if (dir.entries == 0xFFFF || dir.size == 0xFFFFFFFF || dir.offset == 0xFFFFFFFF) {
     if (at < 20 || u32(data + at - 20) != kZip64Locator) refuse(source, "zip64 archive without its locator");
     const uint64_t record = u64(data + at - 20 + 8);
-    if (record > size - 56 || u32(data + record) != kZip64EndOfCentralDirectory) {
+    if (size < 56 || record > size - 56 || u32(data + record) != kZip64EndOfCentralDirectory) {
       refuse(source, "zip64 end-of-directory record out of bounds (truncated file?)");
     }
     dir = Directory{u64(data + record + 32), u64(data + record + 40), u64(data + record + 48)};
