@@ -552,7 +552,6 @@ bool Engine::process_with_control_track(const float* const* input, float* const*
     run_piece(s.piece_input.data(), s.piece_output.data(), count);
     position += count;
   }
-  if (track) s.film_generation = s.generation.load(std::memory_order_relaxed) - 1;  // next process(): set_control values
   return true;
 }
 
