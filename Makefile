@@ -7,9 +7,9 @@ PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev nlohmann-json3-dev libportaudio2 jackd2 zam-plugins \
-                 fretsonfire-songs-muldjord
+                 fretsonfire-songs-muldjord dpf-source lilv-utils lv2-dev liblilv-dev
 
-.PHONY: setup system-deps venv build demo test bench clean
+.PHONY: setup system-deps venv build demo test bench plugins clean
 
 setup: system-deps venv build
 
@@ -51,6 +51,13 @@ bench: setup
 	$(VENV)/bin/neuralcomp export --untrained --preset sptmod24 --mode causal --controls 7 -o out/bench/sptmod24.ts
 	$(VENV)/bin/neuralcomp bench out/bench/sptmod25.ts --out out/bench/sptmod25
 	$(VENV)/bin/neuralcomp bench out/bench/sptmod24.ts --out out/bench/sptmod24
+
+# The shipped ZamComp model as VST3, CLAP and LV2 plugins in build/plugins (DPF; 1-3 minutes on 2 cores),
+# with the test hosts nc-clap-host and nc-lv2-apply in build/plugin-build/zamcomp_tiny/cmake.
+PLUGIN_MODEL ?= presets/trained/zamcomp_tiny.ts
+plugins: setup
+	$(VENV)/bin/neuralcomp plugin $(PLUGIN_MODEL) -o build/plugins --name "ZamComp Tiny" \
+		--build-dir build/plugin-build/zamcomp_tiny --tools
 
 clean:
 	rm -rf build out neuralcomp/host/_cpp_host*.so

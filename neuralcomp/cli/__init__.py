@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuralcomp.cli import bench, dataset, live, run, sweep, training
+from neuralcomp.cli import bench, dataset, live, plugins, run, sweep, training
 from neuralcomp.errors import NeuralcompError
 
-_VERB_GROUPS = (dataset, training, sweep, run, bench, live)
+_VERB_GROUPS = (dataset, training, sweep, run, bench, live, plugins)
 _DESCRIPTION = ("neuralcomp: build datasets, train and export neural compressor models, run them on files "
                 "or live, and measure them.")
 
