@@ -400,23 +400,33 @@ void StreamingHost::set_state(const std::vector<at::Tensor>& state) {
     if (!t.defined()) throw std::invalid_argument("set_state: undefined tensor in the state");
     list.push_back(t.device().is_cpu() ? t : t.cpu());
   }
-  // The module's start snapshot (restored after a non-finite buffer) has the channel count of
-  // the last reset; a state with another channel count first resets to that count, so a later
-  // non-finite buffer cannot switch the stream back to the old count.
+  // A snapshot is restored only into a stream of its own layout: the same channel count (from
+  // output_queue, the last entry, (channels, samples)) and the same stereo link (block0.conv_cache,
+  // the second entry, has one detector channel when linked). With one channel, linking changes nothing.
   const int64_t current = module_.attr("num_channels").toInt();
-  const int64_t incoming = state.size() > 1 && state[1].dim() > 0 ? state[1].size(0) : current;
-  c10::IValue previous;
-  if (incoming != current && incoming >= 1) {
-    previous = module_.get_method("get_state")({});
-    reset_locked(incoming);
+  const bool current_linked = module_.attr("linked").toBool() && current > 1;
+  if (state.size() > 2 && state.back().dim() == 2 && state[1].dim() >= 1) {
+    const int64_t incoming = state.back().size(0);
+    const bool incoming_linked = incoming > 1 && state[1].size(0) == 1;
+    if (incoming != current || incoming_linked != current_linked) {
+      const auto layout = [](int64_t n, bool linked) {
+        return std::to_string(n) + (n == 1 ? " channel" : " channels") +
+               (n > 1 ? (linked ? " (linked)" : " (unlinked)") : "");
+      };
+      std::string steps;
+      if (incoming > 1 && incoming_linked != module_.attr("linked").toBool()) {
+        steps = std::string("set linked = ") + (incoming_linked ? "True" : "False");
+      }
+      if (incoming != current) {
+        steps += (steps.empty() ? "" : " and ") + std::string("reset to ") + std::to_string(incoming) + " channel(s)";
+      }
+      throw std::invalid_argument("set_state: snapshot has " + layout(incoming, incoming_linked) +
+                                  ", the stream has " + layout(current, current_linked) + "; " + steps + " first");
+    }
   }
   try {
     module_.get_method("set_state")({c10::IValue(list)});
   } catch (const std::exception& e) {
-    if (!previous.isNone()) {  // roll back to the stream as it was (its channel count included)
-      reset_locked(current);
-      module_.get_method("set_state")({previous});
-    }
     throw std::invalid_argument("set_state: " + module_message(e));
   }
 }

@@ -82,9 +82,8 @@ class StreamingHost {
   // Stream state (see the metadata "state" entry): first an int64 scalar "phase", the rest float32.
   std::vector<std::string> state_names() const;
   std::vector<at::Tensor> get_state() const;
-  // Restores a get_state() snapshot (its channel count becomes the current one; when it differs,
-  // the stream is first reset to it so that the start state restored after non-finite input has
-  // the right channel count).
+  // Restores a get_state() snapshot taken from a stream of the same layout: the same channel count
+  // and the same stereo link (std::invalid_argument naming both layouts otherwise; reset first).
   // A state the module rejects: std::invalid_argument with the module's message.
   void set_state(const std::vector<at::Tensor>& state);
 

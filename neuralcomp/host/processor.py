@@ -11,6 +11,7 @@ Only the TorchScript backends import torch.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -206,7 +207,7 @@ class Processor:
     def set_control(self, name: str, value: float) -> None:
         names = self.control_names
         if name not in names:
-            raise ControlError(f"unknown control {name!r}; this model has {names or 'no controls'}")
+            raise self._unknown_control(name)
         i = names.index(name)
         lo, hi = self._host.control_minimum[i], self._host.control_maximum[i]
         try:
@@ -219,8 +220,15 @@ class Processor:
 
     def get_control(self, name: str) -> float:
         if name not in self.control_names:
-            raise ControlError(f"unknown control {name!r}; this model has {self.control_names or 'no controls'}")
+            raise self._unknown_control(name)
         return float(self._host.get_control(name))
+
+    def _unknown_control(self, name: str) -> ControlError:
+        """The error for a name that is no control of this model, suggesting the closest one."""
+        names = self.control_names
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return ControlError(f"unknown control {name!r}; {hint}this model has {names or 'no controls'}")
 
     def __getattr__(self, name: str) -> Any:
         host = self.__dict__.get("_host")
@@ -229,12 +237,16 @@ class Processor:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        """Controls by name; a name that is neither a control nor an attribute of the processor raises
+        ControlError rather than silently creating an attribute (a misspelt control would do nothing)."""
         if name in ("linked", "input_level_db", "output_level_db"):
             getattr(type(self), name).fset(self, value)
         elif name in self._host.control_names:
             self.set_control(name, value)
-        else:
+        elif name in self.__dict__ or hasattr(type(self), name):
             object.__setattr__(self, name, value)
+        else:
+            raise self._unknown_control(name)
 
     # ---- processing -------------------------------------------------------------------------
     def reset(self) -> None:
@@ -274,7 +286,7 @@ class Processor:
                 f"the stream runs at {self._stream_rate} Hz, this audio is at {rate} Hz; "
                 "use reset=True to change the sample rate"
             )
-        run = self._host.process if self._adapter is None else self._adapter.process
+        run = self._host.process if self._adapter is None else self._process_resampled
         if self._input_level_db or self._output_level_db:  # trims: per-sample gains, so chunking stays exact
             run = self._with_trims(run)
         before = self.nonfinite_buffers
@@ -301,6 +313,17 @@ class Processor:
         gain_in = np.float32(10.0 ** (self._input_level_db / 20.0))
         gain_out = np.float32(10.0 ** (self._output_level_db / 20.0))
         return lambda block: run(np.ascontiguousarray(block * gain_in, dtype=np.float32)) * gain_out
+
+    def _process_resampled(self, frames: np.ndarray) -> np.ndarray:
+        """One host buffer at a rate other than the model's. A buffer holding NaN/Inf is output as zeros
+        and sends the resamplers and the model back to their start state, so the next buffer comes out
+        as after a fresh reset: nothing of the NaN spreads through the filters' memory."""
+        if np.isfinite(frames).all():
+            return self._adapter.process(frames)
+        self._adapter.reset()
+        # The model's own non-finite path: it restores its start state and counts the buffer.
+        self._host.process(np.full((frames.shape[0], 1), np.nan, np.float32))
+        return np.zeros_like(frames)
 
     @staticmethod
     def _check_rate(sample_rate: Any) -> int:
@@ -336,9 +359,12 @@ class Processor:
         return dict(zip(self.state_names, self._host.get_state()))
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `get_state` snapshot. It must come from a stream with the same channel count and
+        the same `linked` setting (with one channel, linked makes no difference); else StateError."""
         names = self.state_names
         if set(state) != set(names):
             raise StateError(f"state has entries {sorted(state)}, this model needs {names}")
+        self._check_snapshot_layout(state)
         try:
             self._host.set_state([np.ascontiguousarray(state[n]) for n in names])
         except StateError:
@@ -347,6 +373,26 @@ class Processor:
             from neuralcomp.host.torchscript_host import script_error_message
 
             raise StateError(script_error_message(exc)) from exc
+
+    def _check_snapshot_layout(self, state: dict[str, np.ndarray]) -> None:
+        """StateError unless the snapshot's channel count and link setting are the stream's."""
+        queue, detector = np.asarray(state["output_queue"]), np.asarray(state["block0.conv_cache"])
+        if queue.ndim != 2 or detector.ndim < 1:
+            return  # the backend names the malformed entry
+        channels = int(queue.shape[0])
+        linked = channels > 1 and detector.shape[0] == 1
+        stream_channels, stream_linked = self.num_channels, self.linked and self.num_channels > 1
+        if channels == stream_channels and (channels == 1 or linked == stream_linked):
+            return
+        def layout(n: int, link: bool) -> str:
+            return f"{n} channel{'s' if n != 1 else ''}" + (f" ({'linked' if link else 'unlinked'})" if n > 1 else "")
+        steps = []
+        if channels > 1 and linked != self.linked:
+            steps.append(f"set linked = {linked}")
+        if channels != stream_channels:
+            steps.append(f"call process(..., reset=True) with {channels}-channel audio")
+        raise StateError(f"snapshot has {layout(channels, linked)}, the stream has "
+                         f"{layout(stream_channels, stream_linked)}; {' and '.join(steps)} first")
 
 
 def load(path: str | Path, backend: str = "auto") -> Processor:

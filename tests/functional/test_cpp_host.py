@@ -88,3 +88,27 @@ def test_host_memory_does_not_grow(cpp, model_files):
     for _ in range(3000):
         host.process(x)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 20_000  # KiB
+
+
+def test_host_restores_only_snapshots_of_its_own_layout(cpp, model_files):
+    """The C++ host on its own (as plugins use it): a linked stereo snapshot restores bitwise; a
+    snapshot of another channel count or link setting is refused naming both, and changes nothing."""
+    path = str(model_files("tiny", "paper", 2)[0])
+    host = cpp.Host(path, 2)
+    x = noise(1500, channels=2, seed=12)
+    host.linked = True
+    host.process(x[:, :700])
+    linked = host.get_state()
+    expected = host.process(x[:, 700:])
+    host.set_state(linked)
+    assert np.array_equal(host.process(x[:, 700:]), expected)
+    host.linked = False
+    unlinked = host.get_state()
+    with pytest.raises(ValueError, match=r"snapshot has 2 channels \(linked\), the stream has 2 channels \(unlinked\)"):
+        host.set_state(linked)
+    host.reset(1)
+    with pytest.raises(ValueError, match=r"snapshot has 2 channels \(unlinked\), the stream has 1 channel;"):
+        host.set_state(unlinked)
+    assert host.num_channels == 1 and not host.linked
+    fresh_mono = cpp.Host(path, 1).get_state()
+    assert all(np.array_equal(a, b) for a, b in zip(host.get_state(), fresh_mono))

@@ -68,6 +68,18 @@ def test_controls_by_name_and_attribute(processor):
     assert processor.controls["c1"] == 0.5  # a refused value changes nothing
 
 
+def test_a_misspelt_control_attribute_is_refused_not_ignored(processor):
+    x = noise(3000, seed=5)[0]
+    before = processor.process(x, 44100)
+    with pytest.raises(ControlError, match=r"unknown control 'c22'; did you mean 'c2'"):
+        processor.c22 = 0.1
+    with pytest.raises(ControlError, match="unknown control 'knee'"):
+        setattr(processor, "knee", 1)
+    assert "c22" not in vars(processor) and "knee" not in vars(processor)
+    assert np.array_equal(processor.process(x, 44100), before)
+    processor.path = processor.path  # real attributes stay assignable
+
+
 def test_control_changes_the_output(processor):
     x = noise(8000, seed=4)[0]
     a = processor.process(x, 44100)
@@ -146,6 +158,43 @@ def test_state_snapshot_and_restore(processor):
         processor.set_state(broken)
     with pytest.raises(StateError):
         processor.set_state({"phase": snapshot["phase"]})
+
+
+LAYOUTS = [(1, False), (2, False), (2, True)]  # (channels, linked)
+LAYOUT_NAMES = {(1, False): "1 channel", (2, False): r"2 channels \(unlinked\)", (2, True): r"2 channels \(linked\)"}
+
+
+def _stream_in_layout(processor, channels, linked, x):
+    processor.linked = linked
+    processor.process(x[:channels, :700], 44100)
+
+
+@pytest.mark.parametrize("mode", ["causal", "paper"])
+def test_snapshots_restore_only_into_the_same_channels_and_link(model_files, backend, mode):
+    """Every backend: a snapshot restores bitwise into a stream of its own layout (linked stereo
+    included) and is refused, naming both layouts, by a stream of any other; a refusal changes nothing."""
+    processor = neuralcomp.load(model_files("tiny", mode, 2)[0], backend=backend)
+    x = noise(2000, channels=2, seed=11)
+    snapshots = {}
+    for channels, linked in LAYOUTS:
+        _stream_in_layout(processor, channels, linked, x)
+        snapshot = processor.get_state()
+        expected = processor.process(x[:channels, 700:], 44100, reset=False)
+        processor.process(x[:channels, :1500], 44100)
+        processor.set_state(snapshot)
+        assert np.array_equal(processor.process(x[:channels, 700:], 44100, reset=False), expected)
+        snapshots[channels, linked] = snapshot
+    for target in LAYOUTS:
+        _stream_in_layout(processor, *target, x)
+        before = processor.get_state()
+        for source in LAYOUTS:
+            if source != target:
+                with pytest.raises(StateError, match=f"snapshot has {LAYOUT_NAMES[source]}, the stream has "
+                                                     f"{LAYOUT_NAMES[target]}; "):
+                    processor.set_state(snapshots[source])
+        assert (processor.num_channels, processor.linked) == target
+        after = processor.get_state()
+        assert all(np.array_equal(before[name], after[name]) for name in before)
 
 
 def test_latency_and_metadata(model_files, backend):

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 import neuralcomp
+from neuralcomp import NonFiniteAudioWarning
 from neuralcomp.host.resample import StreamingResampler
+from tests.conftest import cpp_host_or_skip
+
+BACKENDS = ["python", "cpp"]
 
 
 def _tone(rate: int, seconds: float, freq: float = 1000.0) -> np.ndarray:
@@ -58,3 +62,25 @@ def test_round_trip_through_the_model_lands_at_the_reported_latency(model_files,
     for wrong in (shift - 2, shift + 2):  # one or two samples off is clearly worse: latency is exact
         off = at_rate[0, start:stop] - native_up[0, start - wrong: stop - wrong]
         assert np.mean(off ** 2) > 4 * np.mean(error ** 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["causal", "paper"])
+def test_nan_at_another_rate_mutes_exactly_its_own_buffer(model_files, mode, backend):
+    """At 48 kHz a buffer holding NaN is all zeros, counted once; the resamplers and the model go back
+    to their start state, so the following buffers equal a fresh reset's output."""
+    if backend == "cpp":
+        cpp_host_or_skip()
+    p = neuralcomp.load(model_files("sptmod24", mode, 7)[0], backend=backend)
+    rate, size = 48000, 256
+    x = _music(rate, 0.25)
+    poisoned = x.copy()
+    poisoned[0, 3 * size + 17] = np.nan
+    with pytest.warns(NonFiniteAudioWarning):
+        out = p.process(poisoned, rate, buffer_size=size)
+    assert p.nonfinite_buffers == 1
+    assert np.array_equal(out[:, :3 * size], p.process(x[:, :3 * size], rate, buffer_size=size))
+    assert not np.any(out[:, 3 * size: 4 * size])
+    fresh = p.process(x[:, 4 * size:], rate, buffer_size=size)
+    assert np.any(fresh[:, :size])
+    assert np.array_equal(out[:, 4 * size:], fresh)
