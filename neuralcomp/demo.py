@@ -21,7 +21,7 @@ import torch
 from neuralcomp.data import dataset as ds
 from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig
 from neuralcomp.data.targets import PluginTarget, load_target_preset
-from neuralcomp.evaluation import evaluate
+from neuralcomp.evaluation import evaluate, streamed_aligned
 from neuralcomp.host import load
 from neuralcomp.plots import item_figure, loss_curves, static_curve_figure
 from neuralcomp.training.run import train_and_export
@@ -91,7 +91,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), log: Callable[[
     evaluation = evaluate(processor, dataset, test, config.buffer_size)
     first = evaluation.items[0]
     # the streaming contract on real audio: buffer by buffer == one call over the whole item
-    offline = processor.process(first.input, dataset.sample_rate, reset=True)
+    offline = streamed_aligned(processor, first.input, dataset.sample_rate, None)
     streamed_equals_offline = bool((offline == first.output).all())
     seconds["evaluation"] = time.perf_counter() - started
 

@@ -27,3 +27,7 @@ class StateError(NeuralcompError, ValueError):
 
 class TrainingDivergedError(NeuralcompError):
     """Training produced a non-finite loss (NaN or Inf): the run cannot continue."""
+
+
+class OutputPathError(NeuralcompError, ValueError):
+    """An output file cannot be written: its folder is missing, or its format is not one neuralcomp can write."""

@@ -1,5 +1,6 @@
 """Held-out evaluation of an exported model as users hear it: every item is streamed through a host
-(the C++ one when built) from the model's start state, in fixed-size buffers, and compared with the
+(the C++ one when built) from the model's start state, in fixed-size buffers, aligned by the model's
+latency (63 samples in paper mode, as a DAW's delay compensation would), and compared with the
 compressor's target by ESR, gain reduction over time, the static level curve and each loss term.
 
 Gain reduction over time: in windows of ``GAIN_WINDOW_SECONDS`` (10 ms, 441 samples at 44.1 kHz),
@@ -25,6 +26,7 @@ import torch
 
 from neuralcomp.data.dataset import Dataset
 from neuralcomp.data.source import SourceConfig, tone_schedule
+from neuralcomp.errors import ControlError
 from neuralcomp.host.processor import Processor
 from neuralcomp.training.loss import TERM_NAMES, CompressorLoss
 
@@ -131,8 +133,27 @@ def source_config(dataset: Dataset) -> SourceConfig | None:
     return SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items() if k in fields})
 
 
+def streamed_aligned(processor: Processor, audio: np.ndarray, sample_rate: int, buffer_size: int | None) -> np.ndarray:
+    """Stream `audio` through `processor` from its start state, then undo its latency at that rate: the
+    output runs on for `latency_at(rate)` samples of silence and as many are dropped in front, so sample t
+    answers input sample t (as the target does) and the length is the input's."""
+    latency = processor.latency_at(sample_rate)
+    padded = np.concatenate((audio, np.zeros(audio.shape[:-1] + (latency,), audio.dtype)), axis=-1)
+    return processor.process(padded, sample_rate, buffer_size=buffer_size, reset=True)[..., latency:]
+
+
+def check_controls_match(processor: Processor, dataset: Dataset) -> None:
+    """ControlError naming both lists unless the model's controls are the dataset's."""
+    model_names, dataset_names = processor.control_names, [c.name for c in dataset.controls]
+    if sorted(model_names) != sorted(dataset_names):
+        raise ControlError(f"the model's controls {model_names or '(none)'} are not the dataset's "
+                           f"{dataset_names or '(none)'}: evaluate a model trained on this kind of dataset")
+
+
 def evaluate(processor: Processor, dataset: Dataset, indices: Sequence[int], buffer_size: int = 512) -> Evaluation:
-    """Stream each item through `processor` from its start state (ST) and compare with the target."""
+    """Stream each item through `processor` from its start state (ST), align it by the model's latency,
+    and compare it with the target."""
+    check_controls_match(processor, dataset)
     loss = CompressorLoss()
     specs = {c.name: c for c in dataset.controls}
     evaluations = []
@@ -144,7 +165,7 @@ def evaluate(processor: Processor, dataset: Dataset, indices: Sequence[int], buf
             normalised = item.controls[name]
             controls[name] = specs[name].value_at(normalised)
             processor.set_control(name, controls[name])
-        output = processor.process(audio, dataset.sample_rate, buffer_size=buffer_size, reset=True)
+        output = streamed_aligned(processor, audio, dataset.sample_rate, buffer_size)
         with torch.no_grad():
             _, terms = loss(torch.from_numpy(output[None, None].copy()), torch.from_numpy(target[None, None].copy()))
         sections = {s["name"]: (int(s["start"]), int(s["end"])) for s in item.entry.get("sections", [])}

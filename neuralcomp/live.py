@@ -194,7 +194,8 @@ class LiveSummary:
     errors: list[str] = field(default_factory=list)
     nonfinite_buffers: int = 0
     control_changes: int = 0
-    model_latency_samples: int = 0
+    model_latency_samples: int = 0  # at the stream's rate, resamplers included (Processor.latency_at)
+    model_sample_rate: float = 0.0  # the model's own rate: the host resamples when it differs
     buffering_samples: int = 0
     stream_latency_s: tuple[float, float] = (0.0, 0.0)  # (input, output) as reported by PortAudio
     stopped_by: str = ""
@@ -206,7 +207,7 @@ class LiveSummary:
 
     @property
     def latency_samples(self) -> int:
-        """Model latency plus one block of buffering (not counting the device's own buffers)."""
+        """Model latency (resampling included) plus one block of buffering (not the device's own buffers)."""
         return self.model_latency_samples + self.buffering_samples
 
     @property
@@ -228,6 +229,10 @@ class LiveSummary:
         block = self.blocksize / self.sample_rate if self.sample_rate and self.blocksize else 0.0
         return self.callback_us_max * 1e-6 / block if block else 0.0
 
+    def _model_part(self) -> str:
+        resampled = self.model_sample_rate and self.model_sample_rate != self.sample_rate
+        return f"model at {self.model_sample_rate:g} Hz with resampling" if resampled else "model"
+
     def format(self) -> str:
         xr = ", ".join(f"{k} {v}" for k, v in self.xruns.items())
         lines = [
@@ -241,7 +246,7 @@ class LiveSummary:
             f"  deadlines   {self.deadline_misses} callback(s) took longer than a block",
             f"  nonfinite   {self.nonfinite_buffers} input buffer(s) held NaN/Inf (muted)",
             f"  controls    {self.control_changes} change(s) while running",
-            f"  latency     {self.latency_samples} samples = {self.latency_ms:.2f} ms (model "
+            f"  latency     {self.latency_samples} samples = {self.latency_ms:.2f} ms ({self._model_part()} "
             f"{self.model_latency_samples} + buffering {self.buffering_samples}); stream reports "
             f"in {1000 * self.stream_latency_s[0]:.2f} ms + out {1000 * self.stream_latency_s[1]:.2f} ms; "
             f"round trip ~{self.round_trip_ms:.2f} ms",
@@ -256,7 +261,8 @@ class LiveSession:
     called from any thread while it runs.
 
     device: one device for both directions (index or name, None = default); input_device and
-    output_device override it per direction. samplerate None: the model's rate. channels None:
+    output_device override it per direction. samplerate None: the output device's default rate (the
+    processor resamples when it differs from the model's). channels None:
     up to 2, as many as both devices have. record=True keeps the first `record_seconds` of what was
     received and produced (preallocated) for `recording()`. status_interval: seconds between
     status lines (None: none). Controls are read from the terminal (`NAME=VALUE`, `q`) when stdin
@@ -536,7 +542,9 @@ class LiveSession:
         channels = self.requested_channels
         if channels is None:
             channels = max(1, min(2, in_dev["max_input_channels"], out_dev["max_output_channels"]))
-        rate = float(self.requested_samplerate or self.processor.sample_rate)
+        # Default: the output device's own rate (a server such as JACK runs at one rate); the processor
+        # resamples when it is not the model's.
+        rate = float(self.requested_samplerate or out_dev["default_samplerate"] or self.processor.sample_rate)
         _check_settings(sd, in_dev, "input", channels, rate)
         _check_settings(sd, out_dev, "output", channels, rate)
         return in_dev, out_dev, rate, int(channels)
@@ -574,7 +582,8 @@ class LiveSession:
 
         summary = LiveSummary(
             sample_rate=rate, blocksize=self.blocksize, channels=channels,
-            model_latency_samples=int(self.processor.latency_samples), buffering_samples=self.blocksize,
+            model_latency_samples=int(self.processor.latency_at(rate)),
+            model_sample_rate=float(self.processor.sample_rate), buffering_samples=self.blocksize,
             backend=getattr(self.processor, "backend", ""),
         )
         try:

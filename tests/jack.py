@@ -55,6 +55,12 @@ class JackServer:
     period: int
     process: subprocess.Popen
     _saved_env: dict = field(default_factory=dict)
+    used_here: bool = True  # this process's libjack points at it (else only child processes use it)
+
+    def child_env(self) -> dict:
+        """Environment for a child process that should use this server."""
+        return dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
+                    JACK_NO_AUDIO_RESERVATION="1")
 
     def _tool(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([args[0], "-s", self.name, *args[1:]], capture_output=True, text=True, timeout=10)
@@ -77,7 +83,7 @@ class JackServer:
 
     def stop(self) -> None:
         """Terminate PortAudio first (it asserts if its server vanishes under it), then jackd."""
-        sd = sys.modules.get("sounddevice")
+        sd = sys.modules.get("sounddevice") if self.used_here else None
         try:
             while sd is not None and getattr(sd, "_initialized", 0):
                 sd._terminate()
@@ -96,7 +102,9 @@ class JackServer:
                 os.environ[key] = value
 
 
-def start_jack_server(rate: int = 44100, period: int = 256, name: str | None = None) -> JackServer:
+def start_jack_server(rate: int = 44100, period: int = 256, name: str | None = None,
+                      use_here: bool = True) -> JackServer:
+    """use_here=False: leave this process's libjack alone; run clients in children with child_env()."""
     if not jack_installed():
         raise JackUnavailable("jackd / jack_wait / jack_lsp / jack_connect not found (apt-get install jackd2)")
     name = name or f"neuralcomp-test-{os.getpid()}"
@@ -119,11 +127,12 @@ def start_jack_server(rate: int = 44100, period: int = 256, name: str | None = N
             process.kill()
             _, err = process.communicate()
         raise JackUnavailable(f"jackd -n {name} did not start: {waited.stdout.strip()} {(err or b'').decode()[-500:]}")
-    saved = {key: os.environ.get(key) for key in _ENV_KEYS}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
+    saved = {key: os.environ.get(key) for key in _ENV_KEYS} if use_here else {}
+    if use_here:
+        os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", JACK_NO_AUDIO_RESERVATION="1")
     # drain jackd's stderr so it can never block on a full pipe
     import threading
 
     threading.Thread(target=lambda: process.stderr.read(), daemon=True).start()
     time.sleep(0.05)
-    return JackServer(name, rate, period, process, saved)
+    return JackServer(name, rate, period, process, saved, use_here)

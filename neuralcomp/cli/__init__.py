@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from neuralcomp.cli import bench, dataset, live, plugins, run, sweep, training
@@ -26,7 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run one verb; a NeuralcompError becomes one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except (NeuralcompError, ImportError) as exc:
         print(f"neuralcomp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`neuralcomp info MODEL | head`): stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

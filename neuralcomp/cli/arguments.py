@@ -58,3 +58,26 @@ def open_processor(args: argparse.Namespace):
     for name, value in getattr(args, "control", None) or []:
         processor.set_control(name, value)
     return processor
+
+
+def check_output_file(path: Path, what: str = "output") -> None:
+    """Refuse, before any work, an output file whose folder does not exist (neuralcomp creates folders
+    only for verbs that write a whole folder of results) or that names a folder."""
+    from neuralcomp.errors import OutputPathError
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write the {what} {path}: the folder {folder} does not exist "
+                              f"(create it first, e.g. mkdir -p {folder})")
+    if path.is_dir():
+        raise OutputPathError(f"cannot write the {what} {path}: it is a folder; give a file name")
+
+
+def check_input_file(path: Path, what: str = "input") -> None:
+    """A missing input file (or a folder where a file is needed) as one clear error."""
+    from neuralcomp.errors import AudioInputError
+
+    if not path.exists():
+        raise AudioInputError(f"the {what} file {path} does not exist")
+    if path.is_dir():
+        raise AudioInputError(f"the {what} {path} is a folder, not a file")

@@ -4,6 +4,7 @@ write the reamp source with its sync marker."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig
     from neuralcomp.data.targets import PluginTarget, load_target_preset
 
+    if args.items < 3:
+        raise ds.DatasetError(f"--items {args.items}: training and evaluation use cross-validation splits, "
+                              "which need at least 3 items")
+    steps = math.isqrt(args.items)
+    if args.sampling == "grid" and steps * steps != args.items:
+        raise ds.DatasetError(f"--sampling grid makes a square threshold x ratio grid; --items {args.items} is not "
+                              f"a square: use --items {steps * steps} ({steps} x {steps}) or "
+                              f"{(steps + 1) ** 2} ({steps + 1} x {steps + 1})")
     target = PluginTarget(load_target_preset(args.target))
     settings = ds.sampled_settings(args.sampling, target, args.items, args.seed)
     music = None if args.synthetic_music else (args.music or DEFAULT_MUSIC_DIR)
@@ -61,6 +70,7 @@ def cmd_dataset_capture(args: argparse.Namespace) -> int:
                                    options=options)
     print(report.format())
     print(f"wrote {path}")
+    _note_if_too_few_for_splits(len(settings))
     return 0
 
 
@@ -87,6 +97,7 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     path, report = import_pairs(pairs, args.output, options, overwrite=args.overwrite, source_folder=folder)
     print(report.format())
     print(f"wrote {path}")
+    _note_if_too_few_for_splits(len(report.items))
     return 0
 
 
@@ -116,6 +127,12 @@ def cmd_dataset_source(args: argparse.Namespace) -> int:
           f"return from the start of playback, then: neuralcomp dataset import FOLDER OUT --pair "
           f"{args.output.name} 'RECORDING.wav'")
     return 0
+
+
+def _note_if_too_few_for_splits(items: int) -> None:
+    if items < 3:
+        print(f"note: {items} item(s) give no cross-validation splits (they need at least 3), so `neuralcomp "
+              "train` and `evaluate` cannot use this dataset yet; add captures and import again", file=sys.stderr)
 
 
 def add_commands(sub: Any) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from neuralcomp.cli.arguments import add_model_arguments
+from neuralcomp.cli.arguments import add_model_arguments, check_output_file
 from neuralcomp.errors import NeuralcompError
 
 
@@ -29,6 +29,7 @@ def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
 def cmd_export(args: argparse.Namespace) -> int:
     from export import export_model
 
+    check_output_file(args.output, "model")
     if args.checkpoint:
         from neuralcomp.model.checkpoint import load_model
 
@@ -137,7 +138,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
     p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="model file to write (.ts); its folder must exist")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train SPTMod with TBPTT on a dataset split, export the best model")

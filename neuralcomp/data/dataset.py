@@ -254,7 +254,8 @@ class DatasetWriter:
     def __init__(self, out_dir: str | Path, overwrite: bool = False) -> None:
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not overwrite:
-            raise DatasetError(f"{self.out_dir} already exists; choose another folder or pass overwrite=True")
+            raise DatasetError(f"{self.out_dir} already exists; choose another folder, or replace it "
+                               "(--overwrite on the command line, overwrite=True in Python)")
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.out_dir.parent / f".{self.out_dir.name}.tmp-{os.getpid()}"
         if self.tmp.exists():

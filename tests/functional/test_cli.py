@@ -2,6 +2,7 @@
 render executable, on real WAV files."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, wav, exported, capsy
     assert main(["process", str(exported), str(wav), str(tmp_path / "o.wav"), "--control", "volume=1"]) == 2
     assert "unknown control 'volume'" in capsys.readouterr().err
     assert main(["process", str(exported), str(tmp_path / "none.wav"), str(tmp_path / "o.wav")]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert f"the input file {tmp_path / 'none.wav'} does not exist" in capsys.readouterr().err
     assert main(["info", str(wav)]) == 2
     assert "not a model archive" in capsys.readouterr().err  # the native engine reads the file
     assert main(["export", "-o", str(tmp_path / "x.ts")]) == 2
@@ -108,3 +109,116 @@ def test_render_executable_matches_python_path(tmp_path, wav, exported):
     refused = subprocess.run([str(RENDER), str(exported), str(slow), str(tmp_path / "o.wav")],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "48000" in refused.stderr
+
+
+def test_process_renders_what_the_library_renders_and_controls_change_it(tmp_path, wav, exported):
+    import neuralcomp
+
+    audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    rendered = {}
+    for setting in ("0.2", "0.9"):
+        out = tmp_path / f"c{setting}.wav"
+        assert main(["process", str(exported), str(wav), str(out), "--buffer", "256", "--backend", "python",
+                     "--control", f"c1={setting}"]) == 0
+        rendered[setting] = sf.read(out, dtype="float32", always_2d=True)[0]
+    library = neuralcomp.load(exported, backend="python")
+    library.c1 = 0.2
+    assert np.array_equal(rendered["0.2"], library.process(audio.T.copy(), 44100).T)
+    assert np.abs(rendered["0.2"] - rendered["0.9"]).max() > 1e-3
+
+
+def test_process_reports_and_compensates_the_latency_at_the_file_rate(tmp_path, exported, capsys):
+    import neuralcomp
+
+    path = tmp_path / "48k.wav"
+    x = noise(9600, seed=5)[0]
+    sf.write(path, x, 48000, subtype="FLOAT")
+    latency = neuralcomp.load(exported, backend="python").latency_at(48000)
+    assert latency > 63
+    assert main(["process", str(exported), str(path), str(tmp_path / "late.wav"), "--backend", "python"]) == 0
+    assert f"latency {latency} samples at 48000 Hz," in capsys.readouterr().out
+    assert main(["process", str(exported), str(path), str(tmp_path / "aligned.wav"), "--backend", "python",
+                 "--compensate-latency"]) == 0
+    assert f"latency {latency} samples at 48000 Hz, compensated" in capsys.readouterr().out
+    late, _ = sf.read(tmp_path / "late.wav", dtype="float32")
+    aligned, _ = sf.read(tmp_path / "aligned.wav", dtype="float32")
+    assert aligned.shape == late.shape == x.shape
+    assert np.array_equal(aligned[:-latency], late[latency:])  # moved earlier by exactly the latency
+    assert np.abs(aligned[-latency:]).max() > 0  # the tail after the input's end is rendered, not cut
+
+
+@pytest.mark.parametrize("extension, subtype", [("flac", "PCM_24"), ("ogg", "VORBIS"), ("aiff", "FLOAT")])
+def test_process_writes_the_format_its_extension_names(tmp_path, wav, exported, extension, subtype):
+    out = tmp_path / f"o.{extension}"
+    assert main(["process", str(exported), str(wav), str(out), "--backend", "python"]) == 0
+    info = sf.info(out)
+    assert info.frames == 20000 and info.channels == 2 and info.subtype == subtype
+
+
+def test_bad_paths_are_one_line_before_any_work(tmp_path, wav, exported, capsys):
+    """Output folder and format are checked before the model is even opened (a bad model file here)."""
+    def fails(*argv, says):
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and says in err, err
+
+    not_a_model = tmp_path / "not_a_model.ts"
+    not_a_model.write_bytes(b"junk")
+    fails("process", str(not_a_model), str(wav), str(tmp_path / "o.xyz"), says="libsndfile writes no .xyz")
+    fails("process", str(not_a_model), str(wav), str(tmp_path / "missing" / "o.wav"),
+          says=f"the folder {tmp_path / 'missing'} does not exist")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 44100)
+    fails("process", str(exported), str(empty), str(tmp_path / "o.wav"), says="holds no audio (0 frames)")
+    fails("export", "--untrained", "--preset", "tiny", "-o", str(tmp_path / "missing" / "m.ts"),
+          says="the folder")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_dataset_build_refuses_what_it_cannot_build_as_asked(tmp_path, capsys):
+    for argv, says in ((["--items", "2"], "need at least 3 items"),
+                       (["--items", "3", "--sampling", "grid"], "use --items 1 (1 x 1) or 4 (2 x 2)"),
+                       (["--items", "12", "--sampling", "grid"], "use --items 9 (3 x 3) or 16 (4 x 4)")):
+        assert main(["dataset", "build", str(tmp_path / "d"), "--synthetic-music", *argv]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_dataset_build_and_import_through_the_command_line(tmp_path, capsys):
+    """`dataset build` renders a small grid; building again names the --overwrite flag; `dataset import`
+    reads recorded input/target pairs, and says when they are too few for splits."""
+    from neuralcomp.data.dataset import load_dataset
+
+    out = tmp_path / "grid"
+    grid = ["--target", "pedalboard_compressor", "--synthetic-music", "--sampling", "grid", "--items", "4"]
+    assert main(["dataset", "build", str(out), *grid]) == 0
+    assert "4 items (grid)" in capsys.readouterr().out
+    built = load_dataset(out)
+    assert len(built) == 4 and len(built.splits()) == 10
+    assert main(["dataset", "build", str(out), *grid]) == 2
+    assert "--overwrite on the command line" in capsys.readouterr().err
+
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    x = noise(8000, seed=6)[0]
+    sf.write(captures / "Input.wav", x, 44100, subtype="FLOAT")
+    for name, gain in (("target_at_0_re_1_ra_05_th_025.wav", 0.5), ("target_at_1_re_0_ra_1_th_05.wav", 0.25)):
+        sf.write(captures / name, gain * x, 44100, subtype="FLOAT")
+    assert main(["dataset", "import", str(captures), str(tmp_path / "two")]) == 0
+    assert "2 item(s) give no cross-validation splits" in capsys.readouterr().err
+    sf.write(captures / "target_at_1_re_1_ra_1_th_1.wav", 0.1 * x, 44100, subtype="FLOAT")
+    assert main(["dataset", "import", str(captures), str(tmp_path / "three")]) == 0
+    assert "cross-validation" not in capsys.readouterr().err
+    imported = load_dataset(tmp_path / "three")
+    assert len(imported) == 3 and len(imported.splits()) == 10
+
+
+def test_info_into_a_closed_pipe_is_quiet(exported):
+    """`neuralcomp info MODEL | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    child = subprocess.Popen([sys.executable, "-m", "neuralcomp.cli", "info", str(exported), "--backend", "python",
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # as `head` does once it has its lines
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) != 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -267,6 +269,25 @@ def test_cli_live_duration_prints_a_summary(jack, model_files, capsys):
 
     assert main_live(_parse(["live", "--list-devices"])) == 0
     assert "JACK" in capsys.readouterr().out
+
+
+def test_cli_live_defaults_to_the_server_rate_and_reports_the_latency_there(jack, model_files):
+    """A server at 48 kHz and a 44.1 kHz model: live runs at the server's rate (resampling) without
+    --samplerate, and its latency is the model's at 48 kHz (latency_at) plus one block."""
+    from tests.jack import start_jack_server
+
+    path = model_files("sptmod25", "paper", 7)[0]
+    server = start_jack_server(rate=48000, period=256, name=f"neuralcomp-test-48k-{os.getpid()}", use_here=False)
+    try:
+        run = subprocess.run([sys.executable, "-m", "neuralcomp.cli", "live", str(path), "--duration", "1",
+                              "--channels", "1", "--blocksize", "256"],
+                             capture_output=True, text=True, timeout=120, env=server.child_env())
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stderr
+    expected = neuralcomp.load(path, backend="python").latency_at(48000) + 256
+    assert "1 ch at 48000 Hz" in run.stdout
+    assert f"latency     {expected} samples" in run.stdout and "with resampling" in run.stdout
 
 
 # ---- errors -------------------------------------------------------------------------------------------
