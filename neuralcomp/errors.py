@@ -31,3 +31,13 @@ class TrainingDivergedError(NeuralcompError):
 
 class OutputPathError(NeuralcompError, ValueError):
     """An output file cannot be written: its folder is missing, or its format is not one neuralcomp can write."""
+
+
+class TrainingInterrupted(NeuralcompError):
+    """Training stopped on Ctrl-C at an iteration boundary, after saving a checkpoint to resume from."""
+
+    def __init__(self, iteration: int, checkpoint: str) -> None:
+        super().__init__(f"training interrupted at iteration {iteration}; {checkpoint} holds it: run the same "
+                         "command again to continue (`neuralcomp train` needs --resume)")
+        self.iteration = iteration
+        self.checkpoint = checkpoint

@@ -1,6 +1,9 @@
-"""Partition strategies and stream/one-call renderers shared by the exactness tests."""
+"""Random partitions, control schedules and their per-sample tracks, shared by the exactness tests."""
 
 from __future__ import annotations
+
+import os
+import random
 
 import numpy as np
 from hypothesis import strategies as st
@@ -43,3 +46,33 @@ def control_schedule(num_buffers: int, num_controls: int, seed: int, change_prob
 def control_track(sizes: list[int], schedule: np.ndarray) -> np.ndarray:
     """Per-sample controls (n, T) equal to each buffer's controls."""
     return np.repeat(schedule, sizes, axis=0).T.copy()
+
+
+def run_seed() -> int:
+    """A fresh random seed per run (NEURALCOMP_TEST_SEED=N repeats one); tests put it in their failure message."""
+    fixed = os.environ.get("NEURALCOMP_TEST_SEED")
+    return int(fixed) if fixed else random.SystemRandom().randrange(2**32)
+
+
+def random_partition(rng: np.random.Generator, total: int) -> list[int]:
+    """Buffer sizes summing to `total`: runs of single samples, sizes around
+    the pooling frame (63, 64, 65 and multiples), any size up to 130, and large buffers up to 4096."""
+    sizes: list[int] = []
+    left = total
+    while left > 0:
+        kind = rng.uniform()
+        if kind < 0.35:  # a run of single samples
+            run = min(int(rng.integers(1, 17)), left)
+            sizes.extend([1] * run)
+            left -= run
+            continue
+        if kind < 0.55:
+            size = int(rng.choice([63, 64, 65, 127, 128, 129, 191, 192, 193]))
+        elif kind < 0.85:
+            size = int(rng.integers(2, 131))
+        else:
+            size = int(rng.integers(131, 4097))
+        size = min(size, left)
+        sizes.append(size)
+        left -= size
+    return sizes

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except (NeuralcompError, ImportError) as exc:
         print(f"neuralcomp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nneuralcomp {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader went away (`neuralcomp info MODEL | head`): stop quietly, as other command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

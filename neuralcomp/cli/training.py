@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralcomp.cli.arguments import add_model_arguments, check_output_file
-from neuralcomp.errors import NeuralcompError
+from neuralcomp.errors import NeuralcompError, TrainingInterrupted
 
 
 def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
@@ -86,14 +86,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    "seed": args.seed}.items() if v is not None}
     config = TrainingConfig.from_preset(args.training, **overrides)
     preset = args.preset or (None if args.init else "tiny")
-    if args.nproc > 1 or distributed.from_environment() is not None:
-        result = _train_data_parallel(args, config, preset)
-        if result is None:  # a torchrun process other than rank 0
-            return 0
-    else:
-        result = train_and_export(args.dataset, args.out, config, preset, args.mode, args.split, args.device,
-                                  args.resume, log=lambda line: print(line, file=sys.stderr),
-                                  progress_bar=not args.no_progress and sys.stderr.isatty(), init=args.init)
+    try:
+        if args.nproc > 1 or distributed.from_environment() is not None:
+            result = _train_data_parallel(args, config, preset)
+            if result is None:  # a torchrun process other than rank 0
+                return 0
+        else:
+            result = train_and_export(args.dataset, args.out, config, preset, args.mode, args.split, args.device,
+                                      args.resume, log=lambda line: print(line, file=sys.stderr),
+                                      progress_bar=not args.no_progress and sys.stderr.isatty(), init=args.init)
+    except TrainingInterrupted as exc:
+        print(f"neuralcomp train: interrupted at iteration {exc.iteration}, checkpoint saved in {exc.checkpoint}; "
+              f"continue with the same command and --resume: neuralcomp train {args.dataset} --out {args.out} "
+              "[same options] --resume", file=sys.stderr)
+        return 130
     print(json.dumps(result.to_dict(), indent=2))
     print(f"wrote {result.model_path}; TensorBoard logs in {Path(args.out) / 'tensorboard'}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from neuralcomp.errors import ConfigError, ModelFileError
 from neuralcomp.model.sptmod import SPTMod
 
 CHECKPOINT_FORMAT = "neuralcomp-sptmod-checkpoint"
+TRAINING_STATE_FORMAT = "neuralcomp-training-state"  # a trainer's last.ckpt: weights plus everything to resume
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def save_atomically(data: dict[str, Any], path: str | Path) -> Path:
@@ -25,16 +28,20 @@ def save_atomically(data: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path, expected_format: str, kind: str, weights_only: bool = True) -> dict[str, Any]:
-    """torch.load a file written by save_atomically and check its format; ModelFileError says why not."""
+def read_checkpoint(path: str | Path, expected_formats: str | tuple[str, ...], kind: str) -> dict[str, Any]:
+    """torch.load (weights_only: tensors and plain data, never arbitrary objects) a file written by
+    save_atomically and check its format; ModelFileError says why not."""
     path = Path(path)
+    if isinstance(expected_formats, str):
+        expected_formats = (expected_formats,)
     if not path.is_file():
         raise ModelFileError(f"{kind} {path} does not exist")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=weights_only)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelFileError(f"{path} is not a readable {kind}: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or data.get("format") != expected_format:
+        lines = [line.strip() for line in _TERMINAL_CODES.sub("", str(exc)).splitlines() if line.strip()]
+        raise ModelFileError(f"{path} is not a readable {kind}: {lines[0] if lines else type(exc).__name__}") from exc
+    if not isinstance(data, dict) or data.get("format") not in expected_formats:
         raise ModelFileError(f"{path} is not a neuralcomp {kind}")
     return data
 
@@ -46,11 +53,20 @@ def save_model(model: SPTMod, path: str | Path, extra: dict[str, Any] | None = N
 
 
 def load_model(path: str | Path) -> tuple[SPTMod, dict[str, Any]]:
-    """Rebuild an SPTMod from a checkpoint; ModelFileError says what is wrong with the file."""
-    data = read_checkpoint(path, CHECKPOINT_FORMAT, "checkpoint")
+    """Rebuild an SPTMod from a checkpoint (best.ckpt) or a trainer's training state (last.ckpt, whose
+    evaluation weights are taken: the EMA when it has one); ModelFileError says what is wrong."""
+    data = read_checkpoint(path, (CHECKPOINT_FORMAT, TRAINING_STATE_FORMAT), "checkpoint")
     try:
-        model = SPTMod(SPTModConfig.from_dict(data["config"]))
-        model.load_state_dict(data["model_state"])
+        if data["format"] == TRAINING_STATE_FORMAT:
+            config, weights = data["model_config"], data["model"]
+            if data.get("ema") is not None:
+                weights = {k[len("module."):]: v for k, v in data["ema"].items() if k.startswith("module.")}
+            extra = {"iteration": data["progress"]["iteration"], "training": data["training_config"],
+                     "weights": "ema" if data.get("ema") is not None else "last"}
+        else:
+            config, weights, extra = data["config"], data["model_state"], data.get("extra", {})
+        model = SPTMod(SPTModConfig.from_dict(config))
+        model.load_state_dict(weights)
     except (ConfigError, KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: checkpoint does not match its configuration: {exc}") from exc
-    return model, data.get("extra", {})
+    return model, extra

@@ -110,6 +110,8 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     if resume and (out / "last.ckpt").is_file():
         trainer.load_checkpoint(out / "last.ckpt")
         log(f"resumed at iteration {trainer.progress.iteration}")
+    elif resume:
+        log(f"nothing to resume in {out} (no last.ckpt): starting at iteration 1")
     summary = trainer.run()
     if not (out / "best.ckpt").is_file():  # no validation ran yet: validate the final weights
         trainer.validate_and_check_patience()

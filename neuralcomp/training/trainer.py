@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -30,15 +33,14 @@ import numpy as np
 import torch
 
 from neuralcomp.config import read_preset_json
-from neuralcomp.errors import ConfigError, TrainingDivergedError
-from neuralcomp.model.checkpoint import read_checkpoint, save_atomically, save_model
+from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
+from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model
 from neuralcomp.model.sptmod import BlockState, SPTMod
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
 
 TRAINING_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
-STATE_FORMAT = "neuralcomp-training-state"
 ST_CHUNK_FRAMES = 1024  # ST validation streams items in chunks of this many pooling frames
 
 
@@ -211,8 +213,17 @@ class Trainer:
             self.log = bar.write  # lines go above the bar
         started, samples = time.perf_counter(), 0
         stopped_early = False
+        if p.iteration == 0:
+            # a fresh start: rows of an earlier run in this folder go, and --resume finds a checkpoint at once
+            self._forget_metrics_after(0)
+            self.save_checkpoint()
+        interrupt = _InterruptRequest()
         try:
+            interrupt.__enter__()
             while p.iteration < stop_at:
+                if interrupt.requested:
+                    path = self.save_checkpoint()
+                    raise TrainingInterrupted(p.iteration, str(path))
                 terms, grad_norm = self.train_iteration()
                 if not np.isfinite(terms["total"]):
                     raise TrainingDivergedError(f"training loss is {terms['total']} at iteration {p.iteration}")
@@ -239,6 +250,7 @@ class Trainer:
                 self.validate_and_check_patience()  # the final weights get their chance to be the best
             self.save_checkpoint()
         finally:
+            interrupt.__exit__()
             bar.close()
             self.log = log
             if self._tensorboard is not None:
@@ -378,7 +390,7 @@ class Trainer:
         if not self.is_main:
             return self.out_dir / "last.ckpt"
         return save_atomically({
-            "format": STATE_FORMAT,
+            "format": TRAINING_STATE_FORMAT,
             "model_config": self.model.config.to_dict(),
             "training_config": asdict(self.config),
             "model": self.model.state_dict(),
@@ -389,7 +401,7 @@ class Trainer:
             "carried": carried,
             # gradients accumulated so far when stopping inside an accumulation window
             "grads": [None if q.grad is None else q.grad.cpu() for q in self.model.parameters()],
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": _random_states(),
         }, self.out_dir / "last.ckpt")
 
     def _whole_carried(self) -> list[BlockState]:
@@ -404,8 +416,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Continue from `save_checkpoint`'s file; the trainer must have the same config and data."""
-        # weights_only=False: the file holds numpy and python random states (our own file format)
-        data = read_checkpoint(path, STATE_FORMAT, "training checkpoint", weights_only=False)
+        data = read_checkpoint(path, TRAINING_STATE_FORMAT, "training checkpoint")
         saved, current = data["training_config"], asdict(self.config)
         differ = [k for k in _TRAJECTORY_SETTINGS if saved.get(k) != current[k]]
         if differ:  # the iteration cap, patience and checkpoint cadence may change on resume
@@ -422,8 +433,5 @@ class Trainer:
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
         self._carried = None if data["carried"] is None else [
-            BlockState(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, _STATE_BATCH_DIMS)))
-            for s in data["carried"]]
-        torch.set_rng_state(data["rng"]["torch"])
-        np.random.set_state(data["rng"]["numpy"])
-        random.setstate(data["rng"]["python"])
+from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
+from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model

@@ -42,6 +42,25 @@ def test_bench_writes_json_markdown_and_png(model_files, tmp_path, capsys):
     assert (out / "latency.md").read_text().startswith("sptmod25 (causal)")
 
 
+def test_bench_latency_column_is_the_model_and_resampler_delay(model_files, capsys):
+    """The latency a user hears: the model's (63 in paper mode), plus at 48 kHz the two resamplers'
+    group delays, computed here from the filters themselves, plus one buffer."""
+    import neuralcomp
+    from neuralcomp.host.resample import StreamingResampler
+
+    path = model_files("sptmod25", "paper", 7)[0]
+    assert main(["bench", str(path), "--backends", "python", "--rates", "44100,48000", "--buffers", "64",
+                 "--seconds", "0.02"]) == 0
+    rows = {int(line.split("|")[2]): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| python |")}
+    down = StreamingResampler(48000, 44100, 1, whole_delay_at=48000)
+    up = StreamingResampler(44100, 48000, 1, whole_delay_at=48000)
+    at_48k = round(down.delay * 48000 / 44100 + up.delay + 63 * 48000 / 44100)
+    assert at_48k == neuralcomp.load(path, backend="python").latency_at(48000) > 63 * 48000 / 44100
+    for rate, algorithmic in ((44100, 63), (48000, at_48k)):
+        assert f"| {algorithmic} + 64 | {1000 * (algorithmic + 64) / rate:.2f} |" in rows[rate], rows[rate]
+
+
 def test_training_benchmark_reports_each_setting(capsys):
     assert main(["bench-train", "--presets", "tiny", "--settings", "1,2,2048;2,2,2048", "--groups", "1",
                  "--controls", "2"]) == 0

@@ -93,3 +93,31 @@ def test_linked_stereo_shares_one_gain_computation(model_files, backend):
     assert not np.array_equal(independent[1], linked[1])
     # unlinked, the left channel ignores the right (to float rounding: the batch of 2 uses other kernels)
     np.testing.assert_allclose(independent[0], mono[0], rtol=0, atol=1e-6)
+
+
+def _off_shared_affine(x: np.ndarray, y: np.ndarray) -> float:
+    """How far channel 2 is from y = scale * x + offset with the per-sample scale and offset that
+    channels 0 and 1 give (relative to the output's peak), where channels 0 and 1 differ enough."""
+    usable = np.abs(x[0] - x[1]) > 0.05
+    scale = (y[0] - y[1])[usable] / (x[0] - x[1])[usable]
+    offset = y[0][usable] - scale * x[0][usable]
+    return float(np.abs(y[2][usable] - (scale * x[2][usable] + offset)).max() / np.abs(y).max())
+
+
+@pytest.mark.parametrize("backend", ["python", "cpp"])
+def test_linked_channels_get_the_same_scale_and_offset(model_files, backend):
+    """Linked, every channel's output is one shared per-sample scale and offset applied to its own input:
+    three channels of different content fit one affine map; unlinked they do not."""
+    if backend == "cpp":
+        from tests.conftest import cpp_host_or_skip
+
+        cpp_host_or_skip()
+    model = neuralcomp.load(model_files("sptmod24", "causal", 7)[0], backend=backend)
+    a, b = noise(8000, seed=8), noise(8000, seed=9)
+    x = np.concatenate([a, 0.1 * b, 0.3 * b - 0.5 * a])
+    model.linked = True
+    linked = _off_shared_affine(x, model.process(x, RATE, buffer_size=64))
+    model.linked = False
+    unlinked = _off_shared_affine(x, model.process(x, RATE, buffer_size=64))
+    assert linked < 1e-4, linked
+    assert unlinked > 100 * max(linked, 1e-7), (unlinked, linked)

@@ -58,7 +58,7 @@ def test_round_trip_through_the_model_lands_at_the_reported_latency(model_files,
     error = at_rate[0, start:stop] - reference
     ratio_db = 20 * np.log10(np.sqrt(np.mean(error ** 2)) / np.sqrt(np.mean(reference ** 2)))
     print(f"{signal.__name__} at {rate}: error {ratio_db:.1f} dB")
-    assert ratio_db < -40, ratio_db
+    assert ratio_db < -62, ratio_db  # the README claims -65 dB; 3 dB of margin
     for wrong in (shift - 2, shift + 2):  # one or two samples off is clearly worse: latency is exact
         off = at_rate[0, start:stop] - native_up[0, start - wrong: stop - wrong]
         assert np.mean(off ** 2) > 4 * np.mean(error ** 2)

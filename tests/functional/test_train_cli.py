@@ -60,35 +60,97 @@ def test_dataset_train_export_round_trip(tmp_path, dataset):
     assert json.loads((run / "result.json").read_text())["iterations"] == 6
 
 
-def _train_process(dataset, out, *extra):
+def _train_process(dataset, out, *extra, stderr=subprocess.DEVNULL):
     return subprocess.Popen([sys.executable, "-m", "neuralcomp.cli", "train", str(dataset), "--out", str(out),
                              *TRAIN, "--max-iterations", "40", "--validate-every", "10", "--checkpoint-every", "3",
                              "--no-progress", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tmp_path, dataset):
-    """SIGKILL (no clean-up at all) mid-run, then --resume: the final weights and the logged losses
-    equal those of an uninterrupted run, bit for bit."""
-    whole = _train_process(dataset, tmp_path / "whole")
-    killed = _train_process(dataset, tmp_path / "killed")
-    checkpoint, deadline = tmp_path / "killed" / "last.ckpt", time.monotonic() + 120
-    while not checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
+@pytest.fixture(scope="module")
+def whole(dataset, tmp_path_factory):
+    """An uninterrupted run (started once, in the background; tests wait for it when they compare)."""
+    out = tmp_path_factory.mktemp("whole")
+    return _train_process(dataset, out), out
+
+
+def _wait_for_iteration(run, process, iteration: int, timeout: float = 180) -> None:
+    """Until metrics.jsonl has a training row of `iteration` (or the process ended)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        path = run / "metrics.jsonl"
+        if path.is_file() and any(json.loads(line).get("iteration", 0) >= iteration
+                                   for line in path.read_text().splitlines() if line.endswith("}")):
+            return
         time.sleep(0.005)
+
+
+def _weights(run):
+    return torch.load(run / "last.ckpt", weights_only=True)["model"]  # training state: plain data only
+
+
+def _losses(run):
+    return [(r["iteration"], r.get("train_total"), r.get("valid_st"))
+            for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+
+def _same_as_whole(whole, run):
+    process, whole_dir = whole
+    assert process.wait() == 0
+    a, b = _weights(whole_dir), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(whole_dir) == _losses(run)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, dataset, whole):
+    """SIGKILL (no clean-up at all) mid-run, after a checkpoint and past it, then --resume: the final weights
+    and the logged losses equal those of an uninterrupted run, bit for bit; last.ckpt exports."""
+    killed = _train_process(dataset, tmp_path / "killed")
+    _wait_for_iteration(tmp_path / "killed", killed, 5)  # checkpoint at 3, rows 4 and 5 to forget
     killed.send_signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    assert whole.wait() == 0
+    assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)["progress"]["iteration"] >= 3
     resumed = _train_process(dataset, tmp_path / "killed", "--resume")
     assert resumed.wait() == 0
+    _same_as_whole(whole, tmp_path / "killed")
+    assert main(["export", "--checkpoint", str(tmp_path / "killed" / "last.ckpt"), "-o", str(tmp_path / "m.ts")]) == 0
+    assert neuralcomp.load(tmp_path / "m.ts", backend="python").metadata["provenance"]["iteration"] == 40
 
-    def weights(run):
-        return torch.load(run / "last.ckpt", weights_only=False)["model"]
 
-    a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def test_killed_before_the_first_periodic_checkpoint_resumes_from_the_start(tmp_path, dataset, whole):
+    """A run killed before its first periodic checkpoint: --resume finds the start checkpoint, says where it
+    resumes, leaves no duplicate rows, and ends as the uninterrupted run does."""
+    run = tmp_path / "early"
+    early = _train_process(dataset, run, "--checkpoint-every", "1000")
+    _wait_for_iteration(run, early, 2)
+    early.send_signal(signal.SIGKILL)
+    assert early.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = _train_process(dataset, run, "--checkpoint-every", "1000", "--resume", stderr=subprocess.PIPE)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0 and "resumed at iteration 0" in err
+    _same_as_whole(whole, run)
 
-    def losses(run):
-        return [(r["iteration"], r.get("train_total"), r.get("valid_st"))
-                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
 
-    assert losses(tmp_path / "whole") == losses(tmp_path / "killed")
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, dataset, whole):
+    run = tmp_path / "interrupted"
+    interrupted = _train_process(dataset, run, stderr=subprocess.PIPE)
+    _wait_for_iteration(run, interrupted, 4)
+    interrupted.send_signal(signal.SIGINT)
+    _, err = interrupted.communicate(timeout=300)
+    assert interrupted.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted at iteration" in err and "--resume" in err
+    stopped_at = torch.load(run / "last.ckpt", weights_only=True)["progress"]["iteration"]
+    assert 4 <= stopped_at < 40
+    resumed = _train_process(dataset, run, "--resume")
+    assert resumed.wait() == 0
+    _same_as_whole(whole, run)
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path, dataset, capsys):
+    assert main(["train", str(dataset), "--out", str(tmp_path / "new"), *TRAIN, "--max-iterations", "2",
+                 "--validate-every", "2", "--no-progress", "--resume"]) == 0
+    assert "nothing to resume" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows if "train_total" in r] == [1, 2]
