@@ -152,7 +152,8 @@ class ModBlock(nn.Module):
         """Blend frames sequence[first+i] -> sequence[first+i+1] over the P samples of output frame i."""
         older = sequence[..., first : first + count].unsqueeze(-1)
         newer = sequence[..., first + 1 : first + 1 + count].unsqueeze(-1)
-        blended = torch.lerp(older, newer, self.weights)  # (B, n_mod, count, P)
+        # under bf16 autocast the frames are bf16; lerp needs its weights in the same dtype
+        blended = torch.lerp(older, newer, self.weights.to(older.dtype))  # (B, n_mod, count, P)
         return blended.flatten(-2)
 
 

@@ -171,7 +171,7 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-        self.autocast = self.device.type == "cuda" and config.bf16
+        self.autocast = self.device.type == "cuda" and config.bf16  # bf16 autocast on this device
         self.progress = _Progress()
         self.progress_bar = progress_bar
         self._carried: list[BlockState] | None = None
@@ -302,7 +302,7 @@ class Trainer:
         local = batch
         if self.parallel is not None:  # this process's slice of the batch
             local = Batch(*(self.parallel.shard(t) for t in (batch.input, batch.target, batch.controls)))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried)
             if self.parallel is not None:  # the loss of the whole batch, as one process computes it
                 prediction = self.parallel.whole_batch(prediction)

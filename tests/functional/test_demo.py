@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import soundfile as sf
 
 from neuralcomp.data.source import SourceConfig
 from neuralcomp.demo import DemoConfig, run_demo
+from neuralcomp.evaluation import esr, gain_reduction_rmse_db
 from tests.conftest import cpp_host_or_skip
 
 SHORT = SourceConfig(tone_step_seconds=0.05, tone_separator_seconds=0.1, music_seconds=4.0, excerpt_seconds=1.0,
@@ -28,6 +30,12 @@ def test_demo_writes_a_report_and_plots_and_continues(tmp_path):
     assert saved["training"]["iterations"] == 4
     for name in ("loss_curves.png", "target_vs_model.png", "static_curve.png", "heldout_model.wav"):
         assert (tmp_path / name).stat().st_size > 1000, name
+    # the figures are those of the streamed audio written next to them (first held-out item)
+    audio = {n: sf.read(tmp_path / f"heldout_{n}.wav", dtype="float32")[0] for n in ("input", "target", "model")}
+    assert saved["items"][0]["st_esr"] == esr(audio["target"], audio["model"])
+    assert saved["items"][0]["gain_reduction_rmse_db"] == gain_reduction_rmse_db(audio["input"], audio["target"],
+                                                                                  audio["model"])
+    assert saved["st_esr"] == np.mean([item["st_esr"] for item in saved["items"]])
     # a second run reuses the dataset and resumes training where the first stopped
     longer = DemoConfig(**{**config.__dict__, "training_overrides": {**QUICK, "max_iterations": 6}})
     lines.clear()

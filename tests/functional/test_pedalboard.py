@@ -32,16 +32,73 @@ def _run_chain(pre, model, post, x, sizes):
     return np.concatenate(out, axis=1)
 
 
+PRIME_SAMPLES = 8192  # pedalboard 0.9.26 is chunk-invariant after a first call of at least this many samples
+
+
+def _readme_chain(model, x, sizes, rate, prime):
+    """The README's chain with fresh boards, as a user builds them: [Gain] -> model -> [Compressor].
+    prime: the README's pattern, each board first called once on PRIME_SAMPLES of silence."""
+    pre = pedalboard.Pedalboard([pedalboard.Gain(gain_db=6)])
+    post = pedalboard.Pedalboard([pedalboard.Compressor(threshold_db=-18, ratio=4)])
+    if prime:
+        silence = np.zeros((x.shape[0], PRIME_SAMPLES), np.float32)
+        pre(silence, rate, reset=True)
+        post(silence, rate, reset=True)
+    out, position = [], 0
+    for i, size in enumerate(sizes):
+        block = x[:, position: position + size]
+        position += size
+        first = i == 0
+        board_reset = first and not prime
+        out.append(post(model.process(pre(block, rate, reset=board_reset), rate, reset=first), rate, reset=board_reset))
+    return np.concatenate(out, axis=1)
+
+
+def _issue_chunks(total: int, seed: int) -> list[int]:
+    """Chunks of 145 to 27,135 samples, the first one small."""
+    rng = np.random.default_rng(seed)
+    sizes = [145]
+    while sum(sizes) < total:
+        sizes.append(int(rng.integers(145, 27136)))
+    sizes[-1] -= sum(sizes) - total
+    return sizes
+
+
 @pytest.mark.parametrize("channels", [1, 2])
-def test_gain_model_compressor_chain_streams_bitwise(model_files, channels):
+def test_readme_chain_with_fresh_boards_streams_bitwise(model_files, channels):
+    """Fresh boards for every render, at 48 kHz: the README's pattern equals one call, bit for bit; without
+    the priming call, a first buffer under 8192 samples followed by a larger one does not (pedalboard)."""
     model = neuralcomp.load(model_files("sptmod25", "causal", 7)[0])
-    pre = pedalboard.Pedalboard([pedalboard.Gain(gain_db=6.0)])
-    post = pedalboard.Pedalboard([pedalboard.Compressor(threshold_db=-18, ratio=4, attack_ms=2, release_ms=80)])
-    x = noise(30000, channels=channels, seed=2)
-    one_shot = _run_chain(pre, model, post, x, [x.shape[1]])
-    streamed = _run_chain(pre, model, post, x, _chunks(x.shape[1], seed=channels))
-    assert streamed.shape == x.shape
-    assert np.array_equal(streamed, one_shot)
+    rate = 48000
+    x = noise(60000, channels=channels, seed=2)
+    one_shot = _readme_chain(model, x, [x.shape[1]], rate, prime=False)
+    for seed in range(2):
+        sizes = _issue_chunks(x.shape[1], seed)
+        streamed = _readme_chain(model, x, sizes, rate, prime=True)
+        assert streamed.shape == x.shape
+        assert np.array_equal(streamed, one_shot), f"sizes {sizes}"
+    unprimed = _readme_chain(model, x, _issue_chunks(x.shape[1], 0), rate, prime=False)
+    assert np.abs(unprimed - one_shot).max() > 1e-3  # the pedalboard behaviour the README describes
+
+
+def test_pedalboard_plugins_lose_state_when_a_later_buffer_outgrows_a_small_first_one():
+    """The minimal reproduction in the README: a fresh Compressor, 64 samples then 8128, differs from one
+    call of 8192; from a first call of 8192 samples or more, any later sizes are exact."""
+    x = noise(20000, seed=3, level=0.8)
+
+    def render(sizes):
+        compressor, out, position = pedalboard.Compressor(threshold_db=-18, ratio=4), [], 0
+        for i, size in enumerate(sizes):
+            out.append(compressor(x[:, position: position + size], 48000, reset=i == 0))
+            position += size
+        return np.concatenate(out, axis=1)
+
+    whole = render([20000])
+    assert np.abs(render([64, 19936]) - whole).max() > 0.01
+    assert np.abs(render([8191, 11809]) - whole).max() > 0.01  # 8192 is the line
+    assert np.array_equal(render([64] * 312 + [32]), whole)  # never larger than the first: exact
+    assert np.array_equal(render([8192, 11808]), whole)
+    assert np.array_equal(render([8192, 1, 63, 11744]), whole)
 
 
 def test_chain_with_a_filter_stays_within_pedalboards_own_deviation(model_files):

@@ -36,3 +36,19 @@ def test_shipped_zamcomp_model_compresses_like_zamcomp(backend):
     comp.ratio = 20.0
     assert _steady_gain_db(comp, -6.0) < -18.0  # a higher ratio compresses more
     assert card["held_out"]["st_esr"] < 0.05
+
+
+def test_readme_held_out_table_is_the_model_card():
+    """The README's held-out figures for the shipped model are those its card records (mean and per-item
+    range), and the card's means are the means of its per-item figures."""
+    card = json.loads((SHIPPED / "zamcomp_tiny.json").read_text())["held_out"]
+    readme = (SHIPPED.parents[1] / "README.md").read_text()
+    per_item = card["per_item"]
+    assert len(per_item) == card["items"]
+    esr = [item["st_esr"] for item in per_item]
+    gain = [item["gain_reduction_rmse_db"] for item in per_item]
+    assert np.mean(esr) == pytest.approx(card["st_esr"], abs=1e-4)
+    assert np.mean(gain) == pytest.approx(card["gain_reduction_rmse_db"], abs=0.01)
+    assert f"| ST ESR | **{card['st_esr']:.4f}** | {min(esr):.4f}–{max(esr):.4f} |" in readme
+    assert (f"| gain-reduction error, RMS | **{card['gain_reduction_rmse_db']:.2f} dB** | "
+            f"{min(gain):.2f}–{max(gain):.2f} dB |") in readme

@@ -111,3 +111,67 @@ def test_st_validation_is_what_the_exported_model_produces(tmp_path):
     loss, _ = CompressorLoss()(y[None], torch.from_numpy(item.target[None, None, :usable]))
     assert abs(float(loss) - st) <= 1e-5 * max(1.0, abs(st))
     assert np.isfinite(scores["st"]) and np.isfinite(scores["wt"])
+
+
+@pytest.mark.parametrize("preset", ["paper", "practice", "demo", "cpu_long"])
+def test_training_presets_run_as_files(tmp_path, preset):
+    """Each preset file loads as it is and trains (at a test-sized N, B, L): optimizer, schedule and EMA."""
+    config = TrainingConfig.from_preset(preset)
+    if preset in ("practice", "cpu_long"):
+        assert config.optimizer == "adamw" and config.schedule == "cosine" and config.ema_decay is not None
+    small = TrainingConfig.from_preset(preset, subsequences=1, batch_size=2, length=LENGTH, max_iterations=2,
+                                       validate_every=10_000, checkpoint_every=10_000, warmup_iterations=1)
+    result = Trainer(_model(), small, _items(), [], tmp_path, log=lambda s: None).run()
+    assert result["iterations"] == 2
+
+
+def test_early_stopping_on_st_patience_keeps_the_first_best(tmp_path):
+    """With a zero learning rate the ST loss never improves after its first validation: training stops
+    `patience` iterations later, and best.ckpt holds the first validated weights."""
+    from neuralcomp.model.checkpoint import load_model
+
+    config = _config(learning_rate=0.0, max_iterations=50, validate_every=1, patience_iterations=3)
+    result = Trainer(_model(), config, _items(), _items(1, seed=5), tmp_path, log=lambda s: None).run()
+    assert result["stopped_early"] and result["iterations"] == 4 and result["best_iteration"] == 1
+    _, extra = load_model(tmp_path / "best.ckpt")
+    assert extra["iteration"] == 1
+
+
+def test_best_checkpoint_is_the_lowest_st_validation(tmp_path):
+    import json
+
+    from neuralcomp.model.checkpoint import load_model
+
+    config = _config(max_iterations=6, validate_every=1, learning_rate=3e-3)
+    Trainer(_model(), config, _items(), _items(1, seed=5), tmp_path, log=lambda s: None).run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    validations = [(r["valid_st"], r["iteration"]) for r in rows if "valid_st" in r]
+    assert len(validations) == 6 and len({v for v, _ in validations}) > 1
+    best_st, best_iteration = min(validations)
+    _, extra = load_model(tmp_path / "best.ckpt")
+    assert (extra["valid_st"], extra["iteration"]) == (best_st, best_iteration)
+
+
+def test_checkpoint_writes_are_atomic(tmp_path):
+    """A save that fails half-way (here: an object torch cannot pickle after a large tensor) leaves the
+    previous file whole and no partial file in its place."""
+    from neuralcomp.model.checkpoint import save_atomically
+
+    path = tmp_path / "last.ckpt"
+    save_atomically({"format": "x", "weights": torch.ones(10)}, path)
+    with pytest.raises(Exception):
+        save_atomically({"format": "x", "weights": torch.zeros(1_000_000), "bad": lambda: None}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(10))
+
+
+def test_bf16_autocast_path_trains_on_the_cpu(tmp_path):
+    """The bf16 autocast branch (CUDA in practice) run on the CPU: it trains, finite, and differs from fp32."""
+    results = {}
+    for autocast in (False, True):
+        trainer = Trainer(_model(), _config(max_iterations=2), _items(), [], tmp_path / str(autocast),
+                          log=lambda s: None)
+        trainer.autocast = autocast
+        trainer.run()
+        results[autocast] = [p.detach().clone() for p in trainer.model.parameters()]
+    assert all(torch.isfinite(p).all() for p in results[True])
+    assert any(not torch.equal(a, b) for a, b in zip(results[False], results[True]))
