@@ -97,7 +97,7 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     path, report = import_pairs(pairs, args.output, options, overwrite=args.overwrite, source_folder=folder)
     print(report.format())
     print(f"wrote {path}")
-    _note_if_too_few_for_splits(len(report.items))
+    _note_if_too_few_for_splits(sum(item.training for item in report.items))
     return 0
 
 
@@ -129,10 +129,11 @@ def cmd_dataset_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_if_too_few_for_splits(items: int) -> None:
-    if items < 3:
-        print(f"note: {items} item(s) give no cross-validation splits (they need at least 3), so `neuralcomp "
-              "train` and `evaluate` cannot use this dataset yet; add captures and import again", file=sys.stderr)
+def _note_if_too_few_for_splits(trainable_items: int) -> None:
+    if trainable_items < 3:
+        print(f"note: {trainable_items} item(s) long enough to train give no cross-validation splits (they need "
+              "at least 3), so `neuralcomp train` and `evaluate` cannot use this dataset yet; add captures and "
+              "import again", file=sys.stderr)
 
 
 def add_commands(sub: Any) -> None:

@@ -50,8 +50,9 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", "-d", help="device index or name (part) for input and output")
     p.add_argument("--input-device", help="input device (overrides --device)")
     p.add_argument("--output-device", help="output device (overrides --device)")
-    p.add_argument("--samplerate", "-r", type=positive_float, help="stream rate in Hz (default: the device's default rate; "
-                   "the model is resampled when its rate differs)")
+    p.add_argument("--samplerate", "-r", type=positive_float,
+                   help="stream rate in Hz (default: the device's default rate; the model is resampled when its "
+                   "rate differs)")
     p.add_argument("--blocksize", "-b", type=int, default=DEFAULT_BLOCKSIZE, help="frames per callback (default 256)")
     p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
     p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")

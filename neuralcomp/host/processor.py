@@ -384,15 +384,19 @@ class Processor:
         stream_channels, stream_linked = self.num_channels, self.linked and self.num_channels > 1
         if channels == stream_channels and (channels == 1 or linked == stream_linked):
             return
-        def layout(n: int, link: bool) -> str:
-            return f"{n} channel{'s' if n != 1 else ''}" + (f" ({'linked' if link else 'unlinked'})" if n > 1 else "")
         steps = []
         if channels > 1 and linked != self.linked:
             steps.append(f"set linked = {linked}")
         if channels != stream_channels:
             steps.append(f"call process(..., reset=True) with {channels}-channel audio")
-        raise StateError(f"snapshot has {layout(channels, linked)}, the stream has "
-                         f"{layout(stream_channels, stream_linked)}; {' and '.join(steps)} first")
+        raise StateError(f"snapshot has {_layout(channels, linked)}, the stream has "
+                         f"{_layout(stream_channels, stream_linked)}; {' and '.join(steps)} first")
+
+
+def _layout(channels: int, linked: bool) -> str:
+    """'1 channel', '2 channels (linked)', '2 channels (unlinked)'."""
+    link = f" ({'linked' if linked else 'unlinked'})" if channels > 1 else ""
+    return f"{channels} channel{'s' if channels != 1 else ''}{link}"
 
 
 def load(path: str | Path, backend: str = "auto") -> Processor:

@@ -201,12 +201,12 @@ def test_dataset_build_and_import_through_the_command_line(tmp_path, capsys):
 
     captures = tmp_path / "captures"
     captures.mkdir()
-    x = noise(8000, seed=6)[0]
+    x = noise(44100, seed=6)[0]  # long enough to train (shorter captures are kept for validation only)
     sf.write(captures / "Input.wav", x, 44100, subtype="FLOAT")
     for name, gain in (("target_at_0_re_1_ra_05_th_025.wav", 0.5), ("target_at_1_re_0_ra_1_th_05.wav", 0.25)):
         sf.write(captures / name, gain * x, 44100, subtype="FLOAT")
     assert main(["dataset", "import", str(captures), str(tmp_path / "two")]) == 0
-    assert "2 item(s) give no cross-validation splits" in capsys.readouterr().err
+    assert "2 item(s) long enough to train give no cross-validation splits" in capsys.readouterr().err
     sf.write(captures / "target_at_1_re_1_ra_1_th_1.wav", 0.1 * x, 44100, subtype="FLOAT")
     assert main(["dataset", "import", str(captures), str(tmp_path / "three")]) == 0
     assert "cross-validation" not in capsys.readouterr().err
