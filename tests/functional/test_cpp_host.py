@@ -75,15 +75,34 @@ def test_cpp_stereo_linked_and_unlinked_equal_python_one_call(cpp, model_files, 
 
 
 def test_cpp_every_small_buffer_size_is_exact(cpp, model_files):
-    """Exhaustive over sizes 1..130 on the C++ host, with the controls changing every few buffers."""
+    """Exhaustive over sizes 1..130 on the C++ host, with the controls changing every few buffers; each
+    stream starts from the same start state (restored with set_state), as the Python one-call reference."""
     path = model_files("sptmod25", "paper", 7)[0]
     module, host = load_torchscript(path), cpp.Host(str(path), 1)
     x = noise(1500, seed=3)
+    first = control_schedule(1, 7, 0)[0]
+    for name, value in zip(host.control_names, first):
+        host.set_control(name, float(value))
+    host.reset(1)
+    host_start = host.get_state()
+    with torch.inference_mode():
+        module.reset(1, torch.from_numpy(first))
+        module_start = module.get_state()
     for size in range(1, 131):
         sizes = [size] * (x.shape[1] // size) + ([x.shape[1] % size] if x.shape[1] % size else [])
         schedule = control_schedule(len(sizes), 7, size, change_probability=min(1.0, 0.3 * size / 64))
-        streamed = _stream_cpp(host, x, sizes, schedule)
-        assert np.array_equal(streamed, _one_call_python(module, x, sizes, schedule)), f"buffer size {size}"
+        schedule[0] = first
+        host.set_state(host_start)
+        outputs, position = [], 0
+        for length, row in zip(sizes, schedule):
+            for name, value in zip(host.control_names, row):
+                host.set_control(name, float(value))
+            outputs.append(host.process(np.ascontiguousarray(x[:, position: position + length])))
+            position += length
+        with torch.inference_mode():
+            module.set_state(module_start)
+            reference = module(torch.from_numpy(x), torch.from_numpy(control_track(sizes, schedule))).numpy()
+        assert np.array_equal(np.concatenate(outputs, axis=1), reference), f"buffer size {size}"
 
 
 def test_host_reports_the_model(cpp, model_files):
