@@ -18,9 +18,6 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     from neuralcomp.data.source import DEFAULT_MUSIC_DIR, SourceConfig
     from neuralcomp.data.targets import PluginTarget, load_target_preset
 
-    if args.items < 3:
-        raise ds.DatasetError(f"--items {args.items}: training and evaluation use cross-validation splits, "
-                              "which need at least 3 items")
     steps = math.isqrt(args.items)
     if args.sampling == "grid" and steps * steps != args.items:
         raise ds.DatasetError(f"--sampling grid makes a square threshold x ratio grid; --items {args.items} is not "
@@ -32,6 +29,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     path = ds.build_dataset(args.output, target, settings, SourceConfig(sample_rate=args.rate, seed=args.seed), music,
                             allow_synthetic_music=args.synthetic_music, overwrite=args.overwrite)
     print(f"wrote {path}: {len(settings)} items ({args.sampling}) from {args.target}")
+    _note_if_too_few_for_splits(len(settings))
     return 0
 
 
@@ -132,8 +130,8 @@ def cmd_dataset_source(args: argparse.Namespace) -> int:
 def _note_if_too_few_for_splits(trainable_items: int) -> None:
     if trainable_items < 3:
         print(f"note: {trainable_items} item(s) long enough to train give no cross-validation splits (they need "
-              "at least 3), so `neuralcomp train` and `evaluate` cannot use this dataset yet; add captures and "
-              "import again", file=sys.stderr)
+              "at least 3), so `neuralcomp train` and `evaluate` cannot use this dataset; build or import it with "
+              "more items", file=sys.stderr)
 
 
 def add_commands(sub: Any) -> None:

@@ -187,7 +187,8 @@ class Trainer:
             return (step + 1) / cfg.warmup_iterations
         total = max(1, cfg.max_iterations // cfg.grad_accumulation - cfg.warmup_iterations)
         progress = min(1.0, (step - cfg.warmup_iterations) / total)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress))
+        # a Python float: the optimizer and scheduler states keep it, and training-state files hold plain data
+        return float(cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
 
     @property
     def evaluation_model(self) -> SPTMod:

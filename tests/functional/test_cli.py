@@ -175,14 +175,18 @@ def test_bad_paths_are_one_line_before_any_work(tmp_path, wav, exported, capsys)
     assert not (tmp_path / "missing").exists()
 
 
-def test_dataset_build_refuses_what_it_cannot_build_as_asked(tmp_path, capsys):
-    for argv, says in ((["--items", "2"], "need at least 3 items"),
-                       (["--items", "3", "--sampling", "grid"], "use --items 1 (1 x 1) or 4 (2 x 2)"),
-                       (["--items", "12", "--sampling", "grid"], "use --items 9 (3 x 3) or 16 (4 x 4)")):
-        assert main(["dataset", "build", str(tmp_path / "d"), "--synthetic-music", *argv]) == 2
+def test_dataset_build_says_what_it_cannot_build_as_asked(tmp_path, capsys):
+    """A grid of a non-square item count is refused with the nearest squares; too few items for splits
+    are built, with a note that train and evaluate will not take them."""
+    for items, says in (("3", "use --items 1 (1 x 1) or 4 (2 x 2)"), ("12", "use --items 9 (3 x 3) or 16 (4 x 4)")):
+        assert main(["dataset", "build", str(tmp_path / "d"), "--synthetic-music", "--items", items,
+                     "--sampling", "grid"]) == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+    assert main(["dataset", "build", str(tmp_path / "one"), "--target", "pedalboard_compressor", "--synthetic-music",
+                 "--items", "1"]) == 0
+    assert "1 item(s) long enough to train give no cross-validation splits" in capsys.readouterr().err
 
 
 def test_dataset_build_and_import_through_the_command_line(tmp_path, capsys):
