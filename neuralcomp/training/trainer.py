@@ -216,9 +216,12 @@ class Trainer:
         stopped_early = False
         if p.iteration == 0:
             # a fresh start: rows of an earlier run in this folder go, and --resume finds a checkpoint at once
-            self._forget_metrics_after(0)
+            if self.is_main:
+                self._forget_metrics_after(0)
             self.save_checkpoint()
-        interrupt = _InterruptRequest()
+        # Ctrl-C stops at an iteration boundary with a checkpoint (one process only: data-parallel ranks
+        # could see it at different iterations and wait on each other forever)
+        interrupt = _InterruptRequest(enabled=self.parallel is None)
         try:
             interrupt.__enter__()
             while p.iteration < stop_at:
@@ -434,5 +437,54 @@ class Trainer:
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
         self._carried = None if data["carried"] is None else [
-from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
-from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model
+            BlockState(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, _STATE_BATCH_DIMS)))
+            for s in data["carried"]]
+        _restore_random_states(data["rng"])
+
+
+class _InterruptRequest:
+    """While entered (on the main thread): the first Ctrl-C only sets `requested`, so the loop can stop at
+    an iteration boundary and save a checkpoint; a second Ctrl-C interrupts at once."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.requested = False
+        self.enabled = enabled
+        self._installed = False
+        self._previous: Any = signal.default_int_handler
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+        print("\nCtrl-C: stopping after this iteration and saving a checkpoint (Ctrl-C again: stop now, unsaved)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_InterruptRequest":
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed and signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, self._previous)
+        self._installed = False
+
+
+def _random_states() -> dict[str, Any]:
+    """torch, numpy and Python generator states as tensors and plain lists, so that a training state
+    file loads with torch.load(weights_only=True)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next}}
+
+
+def _restore_random_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
