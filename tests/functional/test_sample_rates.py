@@ -7,9 +7,9 @@ import pytest
 import neuralcomp
 from neuralcomp import NonFiniteAudioWarning
 from neuralcomp.host.resample import StreamingResampler
-from tests.conftest import cpp_host_or_skip
+from tests.conftest import cpp_host_or_skip, native_engine_or_skip
 
-BACKENDS = ["python", "cpp"]
+BACKENDS = ["python", "torchscript", "native"]
 
 
 def _tone(rate: int, seconds: float, freq: float = 1000.0) -> np.ndarray:
@@ -69,8 +69,10 @@ def test_round_trip_through_the_model_lands_at_the_reported_latency(model_files,
 def test_nan_at_another_rate_mutes_exactly_its_own_buffer(model_files, mode, backend):
     """At 48 kHz a buffer holding NaN is all zeros, counted once; the resamplers and the model go back
     to their start state, so the following buffers equal a fresh reset's output."""
-    if backend == "cpp":
+    if backend == "torchscript":
         cpp_host_or_skip()
+    if backend == "native":
+        native_engine_or_skip()
     p = neuralcomp.load(model_files("sptmod24", mode, 7)[0], backend=backend)
     rate, size = 48000, 256
     x = _music(rate, 0.25)
