@@ -54,10 +54,10 @@ def cmd_bench_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_plugin_example(args: argparse.Namespace) -> int:
-    from neuralcomp.plugin_example import render_example
+    from neuralcomp.plugin_example import DEFAULT_MUSIC, render_example
 
     controls = dict(args.control or [("threshold", -30.0), ("ratio", 4.0), ("attack", 5.0), ("release", 50.0)])
-    figures = render_example(args.plugin, args.music, args.target, controls, args.out, args.start, args.seconds)
+    figures = render_example(args.plugin, args.music or DEFAULT_MUSIC, args.target, controls, args.out, args.start, args.seconds)
     print(f"ESR {figures['esr']:.4f}, gain RMS difference {figures['gain_reduction_rmse_db']:.2f} dB; "
           f"wrote {args.out / 'example.png'}")
     return 0
@@ -94,12 +94,11 @@ def add_commands(sub: Any) -> None:
                    help="nc-clap-host (`neuralcomp plugin --build-dir D --tools` builds it in D/cmake)")
     p.set_defaults(func=cmd_bench_plugin)
 
-    from neuralcomp.plugin_example import DEFAULT_MUSIC
-
     p = sub.add_parser("plugin-example", help="render music through a model's VST3 plugin and its target")
     p.add_argument("plugin", type=Path, help="the model's VST3 bundle (NAME.vst3)")
     p.add_argument("--out", type=Path, default=Path("docs/plugins"), help="output folder (default docs/plugins)")
-    p.add_argument("--music", type=Path, default=DEFAULT_MUSIC, help="a music file (default: a Debian fretsonfire song)")
+    # default resolved in the command: importing plugin_example here would import torch for every verb
+    p.add_argument("--music", type=Path, help="a music file (default: a Debian fretsonfire song)")
     p.add_argument("--target", default="zamcomp", help="target preset the model imitates (default zamcomp)")
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE",
                    help="control value in its unit (default threshold=-30 ratio=4 attack=5 release=50)")
