@@ -124,6 +124,11 @@ def test_a_restarted_sweep_keeps_finished_trials_resumes_killed_ones_and_records
     checkpoint, deadline = out / "trials" / killed.trial_id / "last.ckpt", time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    # the trainer writes a start checkpoint (iteration 0) first: kill after the next, periodic one
+    start_write = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+    while (process.poll() is None and time.monotonic() < deadline
+           and checkpoint.exists() and checkpoint.stat().st_mtime_ns == start_write):
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the trial ended before it could be killed"
     assert _statuses(out)[killed.trial_id]["status"] == "running"
