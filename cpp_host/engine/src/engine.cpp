@@ -360,6 +360,25 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
 
 // ---- the per-sample paths ----------------------------------------------------------------------------
 
+namespace {
+
+// Where block j writes its modulated output: block j + 1's conv input, after its cached rows
+// (nullptr for the last block, which modulates only the audio path).
+float* next_block_rows(PathState& path, size_t j, const std::vector<std::unique_ptr<BlockWeights>>& blocks) {
+  if (!blocks[j]->modulates_next) return nullptr;
+  const BlockWeights& next = *blocks[j + 1];
+  return path.blocks[j + 1].conv_input.data() + static_cast<size_t>(next.kernel_size - 1) * next.in_channels;
+}
+
+// Keep the last k - 1 conv input rows of a call of `count` rows in front, for the next call.
+void keep_conv_tail(const BlockWeights& w, BlockStream& bs, int count) {
+  const size_t keep = static_cast<size_t>(w.kernel_size - 1) * w.in_channels;
+  float* rows = bs.conv_input.data();
+  std::memmove(rows, rows + static_cast<size_t>(count) * w.in_channels, keep * sizeof(float));
+}
+
+}  // namespace
+
 // Causal: the sample at position r of frame i blends the modulation of frames i-2 and i-1 (history).
 // `audio` holds the path's audio channels (modulated in place), block 0's conv input rows are filled.
 void Engine::run_causal_path(PathState& path, float* const* audio, int audio_channels, int count) noexcept {
@@ -373,11 +392,7 @@ void Engine::run_causal_path(PathState& path, float* const* audio, int audio_cha
     const ConvKernel conv = s.conv_kernels[j];
     const int c_in = w.in_channels, c = w.channels, lanes = w.lanes;
     const int ml = w.modulation_lanes;
-    float* next_rows = nullptr;
-    if (w.modulates_next) {
-      const BlockWeights& next = *model_->blocks_[j + 1];
-      next_rows = path.blocks[j + 1].conv_input.data() + static_cast<size_t>(next.kernel_size - 1) * next.in_channels;
-    }
+    float* next_rows = next_block_rows(path, j, model_->blocks_);
     float* mod = s.modulation.data();
     int phase = s.phase;
     for (int t = 0; t < count; ++t) {
@@ -399,9 +414,7 @@ void Engine::run_causal_path(PathState& path, float* const* audio, int audio_cha
         phase = 0;
       }
     }
-    // keep the last k - 1 conv input rows for the next call
-    const size_t keep = static_cast<size_t>(w.kernel_size - 1) * c_in;
-    std::memmove(bs.conv_input.data(), bs.conv_input.data() + static_cast<size_t>(count) * c_in, keep * sizeof(float));
+    keep_conv_tail(w, bs, count);
   }
 }
 
@@ -420,11 +433,7 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
     for (int t = 0; t < P; ++t) conv(w, bs.conv_input.data() + static_cast<size_t>(t) * c_in, bs.pool.data() + static_cast<size_t>(t) * lanes);
     float* current = s.new_modulation.data();
     finish_frame(j, bs, current);
-    float* next_rows = nullptr;
-    if (w.modulates_next) {
-      const BlockWeights& next = *model_->blocks_[j + 1];
-      next_rows = path.blocks[j + 1].conv_input.data() + static_cast<size_t>(next.kernel_size - 1) * next.in_channels;
-    }
+    float* next_rows = next_block_rows(path, j, model_->blocks_);
     float* mod = s.modulation.data();
     const float* previous = bs.history.data() + ml;
     for (int t = 0; t < P; ++t) {
@@ -440,8 +449,7 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
     float* history = bs.history.data();
     std::copy(history + ml, history + 2 * ml, history);
     std::copy(current, current + ml, history + ml);
-    const size_t keep = static_cast<size_t>(w.kernel_size - 1) * c_in;
-    std::memmove(bs.conv_input.data(), bs.conv_input.data() + static_cast<size_t>(P) * c_in, keep * sizeof(float));
+    keep_conv_tail(w, bs, P);
   }
 }
 
