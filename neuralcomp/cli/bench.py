@@ -111,31 +111,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Register `bench`, `bench-train`, `complexity` and `demo`."""
     p = sub.add_parser("bench", help="latency report: per-buffer time, real-time factor, deadline misses")
-    p.add_argument("model", type=Path)
+    p.add_argument("model", type=Path, help="exported model (.ts)")
     p.add_argument("--backends", type=_parse_backends, default=["native", "torchscript", "python", "eager"],
                    help="comma-separated: native, torchscript (alias cpp), python, eager (default: all)")
-    p.add_argument("--buffers", type=parse_sizes, default=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
+    p.add_argument("--buffers", type=parse_sizes, default=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+                   help="comma-separated buffer sizes in samples (default: 16 to 4096, powers of 2)")
     p.add_argument("--rates", type=parse_sizes, default=[44100, 48000, 96000], help="host sample rates")
     p.add_argument("--seconds", type=float, default=1.0, help="audio per case")
     p.add_argument("--out", type=Path, help="write latency.json, latency.md and latency.png here")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("bench-train", help="training throughput: seconds per iteration for (N, B, L) settings")
-    p.add_argument("--presets", default="sptmod25,sptmod24")
+    p.add_argument("--presets", default="sptmod25,sptmod24", help="comma-separated model presets (default: sptmod25,sptmod24)")
     p.add_argument("--settings", type=_parse_settings, default=[(1, 16, 16384), (1, 64, 32768), (3, 64, 32768)],
                    help="N,B,L;N,B,L... (default: the paper's three)")
-    p.add_argument("--controls", type=int, default=7)
+    p.add_argument("--controls", type=int, default=7, help="number of controls of the timed models (default: 7)")
     p.add_argument("--groups", type=int, default=2, help="timed TBPTT groups per setting (after one warm-up)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_bench_train)
 
     p = sub.add_parser("complexity", help="parameters and multiply-adds per sample of a preset")
-    p.add_argument("--preset", default="sptmod25")
-    p.add_argument("--controls", type=int, default=7)
+    p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json; default: sptmod25)")
+    p.add_argument("--controls", type=int, default=7, help="number of controls (default: 7)")
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("demo", help="the main job: ZamComp -> dataset -> TBPTT training -> export -> held-out report")
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder; rerun to continue (default: out/demo)")
     p.add_argument("--max-iterations", type=int, help="shorter or longer training than the demo preset")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_demo)

@@ -56,7 +56,8 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--blocksize", "-b", type=int, default=DEFAULT_BLOCKSIZE, help="frames per callback (default 256)")
     p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
     p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")
-    p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE")
+    p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE",
+                   help="set a control in its units, e.g. threshold=-30 (repeat; default: the model's defaults)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.set_defaults(func=main_live)

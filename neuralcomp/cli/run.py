@@ -131,5 +131,5 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("info", help="show a model's metadata")
     add_model_arguments(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=cmd_info)

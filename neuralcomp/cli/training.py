@@ -143,29 +143,31 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json)")
     p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
     p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of an untrained model's weights (default: 0)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="model file to write (.ts); its folder must exist")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train SPTMod with TBPTT on a dataset split, export the best model")
-    p.add_argument("dataset", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("dataset", type=Path, help="dataset folder (neuralcomp dataset build/import)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder: checkpoints, TensorBoard logs and the exported model")
     p.add_argument("--preset", help="model preset (presets/models/NAME.json; default: tiny, or the --init "
                                      "model's architecture)")
-    p.add_argument("--mode", choices=["causal", "paper"], default="causal")
+    p.add_argument("--mode", choices=["causal", "paper"], default="causal",
+                   help="interpolation mode: causal (0 latency) or paper (63 samples) (default: causal)")
     p.add_argument("--init", type=Path, metavar="MODEL_OR_CHECKPOINT",
                    help="fine-tune: start from the weights of an exported .ts model or a checkpoint; controls "
                         "are mapped by name")
     p.add_argument("--training", default="paper", help="training preset (presets/training/NAME.json)")
-    p.add_argument("--split", type=int, default=0)
-    p.add_argument("--max-iterations", type=int)
-    p.add_argument("--length", type=int, help="L")
-    p.add_argument("--batch-size", type=int, help="B")
-    p.add_argument("--subsequences", type=int, help="N")
-    p.add_argument("--validate-every", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--split", type=int, default=0, help="which train/validation/test split of the dataset (default: 0)")
+    p.add_argument("--max-iterations", type=int, help="training iterations (default: the training preset's)")
+    p.add_argument("--length", type=int, help="L, samples per TBPTT subsequence (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="B, sequences per batch (default: the preset's)")
+    p.add_argument("--subsequences", type=int, help="N, subsequences per TBPTT sequence (default: the preset's)")
+    p.add_argument("--validate-every", type=int, help="iterations between validations (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default: the preset's)")
+    p.add_argument("--seed", type=int, help="seed of weights and batch sampling (default: the preset's)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -176,9 +178,9 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("evaluate", help="held-out figures of a model on a dataset split, streamed through a host")
     add_model_arguments(p)
-    p.add_argument("dataset", type=Path)
-    p.add_argument("--split", type=int, default=0)
-    p.add_argument("--buffer", type=int, default=512)
+    p.add_argument("dataset", type=Path, help="dataset folder whose test items are rendered")
+    p.add_argument("--split", type=int, default=0, help="which split's test items (default: 0)")
+    p.add_argument("--buffer", type=int, default=512, help="host buffer size in samples (default: 512)")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     p.add_argument("--plots", type=Path, metavar="DIR",
                    help="write target-vs-model (waveform, gain over time) and static-curve plots per item here")
