@@ -30,25 +30,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export import export_model
 
     check_output_file(args.output, "model")
+    calibration = None
     if args.checkpoint:
         from neuralcomp.model.checkpoint import load_model
+        from neuralcomp.training.run import run_calibration
 
         model, extra = load_model(args.checkpoint)
         if args.mode and args.mode != model.config.mode:
             raise NeuralcompError(f"the checkpoint was trained in {model.config.mode} mode; it cannot be exported as {args.mode}")
         provenance = {"checkpoint": str(args.checkpoint), **extra}
+        calibration = run_calibration(args.checkpoint)
     elif args.from_model:
         from export.reexport import model_from_exported
+        from neuralcomp.host.torchscript_host import load_torchscript
 
         model, provenance = model_from_exported(args.from_model)
+        calibration = json.loads(str(load_torchscript(args.from_model).metadata_json)).get("calibration") or None
     elif args.untrained:
         model = _build_untrained(args.preset, args.mode, args.controls, args.seed)
         provenance = {"untrained": True, "preset": args.preset, "seed": args.seed}
     else:
         raise NeuralcompError("give --checkpoint CKPT, --from-model OLD.ts, or --untrained for a randomly "
                               "initialised preset")
-    path = export_model(model, args.output, provenance)
-    print(f"wrote {path} ({model.config.name}, {model.config.mode} mode, {model.config.num_controls} controls)")
+    if args.dataset is not None:
+        from neuralcomp.data.dataset import load_dataset
+
+        calibration = load_dataset(args.dataset).manifest.get("calibration") or None
+    path = export_model(model, args.output, provenance, calibration=calibration)
+    print(f"wrote {path} ({model.config.name}, {model.config.mode} mode, {model.config.num_controls} controls"
+          + (", calibration " + ", ".join(f"{k} {v:g}" for k, v in calibration.items()) if calibration else "") + ")")
     return 0
 
 
@@ -140,6 +150,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--from-model", type=Path, metavar="OLD.ts",
                    help="re-export a model file written by an older neuralcomp (adds the native engine's entry; "
                         "the output is bitwise the same)")
+    p.add_argument("--dataset", type=Path, metavar="DIR",
+                   help="dataset whose level calibration (dBu at 0 dBFS) the model records (default: with "
+                        "--checkpoint, the dataset of the run that wrote it, from run.json beside it; with "
+                        "--from-model, the old model's)")
     p.add_argument("--preset", default="sptmod25", help="model preset (presets/models/NAME.json)")
     p.add_argument("--mode", choices=["causal", "paper"], help="interpolation mode (default: causal)")
     p.add_argument("--controls", type=int, default=0, help="number of controls of an untrained model")

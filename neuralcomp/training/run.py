@@ -1,6 +1,7 @@
 """One training run from a dataset split to an exported model: what `neuralcomp train` and the demo do.
 
-Writes into `out`: last.ckpt (resumable), best.ckpt (best ST validation), metrics.jsonl,
+Writes into `out`: run.json (the dataset, split and level calibration, so that `export --checkpoint`
+carries the calibration too), last.ckpt (resumable), best.ckpt (best ST validation), metrics.jsonl,
 tensorboard/ (when tensorboard is installed), model.ts (the best weights, exported) and result.json.
 """
 
@@ -44,6 +45,31 @@ class RunResult:
         return {"iterations": self.iterations, "best_iteration": self.best_iteration,
                 "stopped_early": self.stopped_early, "valid_st": self.valid_st, "test_st": self.test_st,
                 "model": str(self.model_path)}
+
+
+RUN_FILE = "run.json"
+
+
+def write_run_record(out: Path, dataset: Dataset, split: int) -> Path:
+    """out/run.json: which dataset and split a run trains on and the dataset's level calibration."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RUN_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"dataset": str(Path(dataset.path).resolve()), "split": split,
+                               "calibration": dataset.manifest.get("calibration")}, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def run_calibration(checkpoint: str | Path) -> dict[str, float] | None:
+    """The level calibration recorded in the run.json beside a checkpoint (None: no record or none recorded)."""
+    path = Path(checkpoint).parent / RUN_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    calibration = record.get("calibration") if isinstance(record, dict) else None
+    return {str(k): float(v) for k, v in calibration.items()} if isinstance(calibration, dict) and calibration else None
 
 
 def _quiet(line: str) -> None:
@@ -103,6 +129,8 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
             log(line)
         provenance["init"] = report.to_dict()
     out = Path(out)
+    if parallel is None or parallel.is_main:
+        write_run_record(out, dataset, split)
     train, valid = split_by_training_length(dataset, chosen.train, chosen.valid, model, config, log)
     trainer = Trainer(model, config, training_items(dataset, train), training_items(dataset, valid),
                       out, device=device, log=log, progress_bar=progress_bar, on_record=on_record,

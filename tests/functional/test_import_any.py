@@ -123,6 +123,19 @@ def test_snapshot_takes_and_a_shared_reamp_input_train_a_model_without_controls(
     assert model.control_names == [] and model.sample_rate == SR
     assert model.calibration == {"input_dbu_at_0dbfs": 4.0, "output_dbu_at_0dbfs": 10.5}  # carried into the model
     assert model.match_calibration(18.0, 18.0) == (14.0, -7.5)
+    # `export --checkpoint` carries it too: from run.json beside the checkpoint, or from --dataset
+    moved = tmp_path / "elsewhere" / "best.ckpt"
+    moved.parent.mkdir()
+    moved.write_bytes((tmp_path / "run" / "best.ckpt").read_bytes())
+    for checkpoint, extra, name in ((tmp_path / "run" / "best.ckpt", [], "a.ts"),
+                                    (tmp_path / "run" / "last.ckpt", [], "b.ts"),
+                                    (moved, ["--dataset", str(tmp_path / "snap")], "c.ts")):
+        assert main(["export", "--checkpoint", str(checkpoint), "-o", str(tmp_path / name), *extra]) == 0
+        assert neuralcomp.load(tmp_path / name, backend="python").calibration == model.calibration, name
+    assert main(["export", "--checkpoint", str(moved), "-o", str(tmp_path / "d.ts")]) == 0  # no record: none
+    assert neuralcomp.load(tmp_path / "d.ts", backend="python").calibration is None
+    assert main(["export", "--from-model", str(tmp_path / "a.ts"), "-o", str(tmp_path / "e.ts")]) == 0
+    assert neuralcomp.load(tmp_path / "e.ts", backend="python").calibration == model.calibration
     # reports for captures: the same plots as the demo, the static curve from window levels
     assert main(["evaluate", str(tmp_path / "run" / "model.ts"), str(tmp_path / "snap"), "--plots",
                  str(tmp_path / "plots"), "--backend", "python"]) == 0
