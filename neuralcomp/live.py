@@ -200,6 +200,7 @@ class LiveSummary:
     stream_latency_s: tuple[float, float] = (0.0, 0.0)  # (input, output) as reported by PortAudio
     stopped_by: str = ""
     backend: str = ""
+    level_trims_db: tuple[float, float] = (0.0, 0.0)  # the processor's (input_level_db, output_level_db)
 
     @property
     def xrun_count(self) -> int:
@@ -246,6 +247,7 @@ class LiveSummary:
             f"  deadlines   {self.deadline_misses} callback(s) took longer than a block",
             f"  nonfinite   {self.nonfinite_buffers} input buffer(s) held NaN/Inf (muted)",
             f"  controls    {self.control_changes} change(s) while running",
+            f"  level trims input {self.level_trims_db[0]:+.2f} dB, output {self.level_trims_db[1]:+.2f} dB",
             f"  latency     {self.latency_samples} samples = {self.latency_ms:.2f} ms ({self._model_part()} "
             f"{self.model_latency_samples} + buffering {self.buffering_samples}); stream reports "
             f"in {1000 * self.stream_latency_s[0]:.2f} ms + out {1000 * self.stream_latency_s[1]:.2f} ms; "
@@ -585,6 +587,8 @@ class LiveSession:
             model_latency_samples=int(self.processor.latency_at(rate)),
             model_sample_rate=float(self.processor.sample_rate), buffering_samples=self.blocksize,
             backend=getattr(self.processor, "backend", ""),
+            level_trims_db=(float(getattr(self.processor, "input_level_db", 0.0)),
+                            float(getattr(self.processor, "output_level_db", 0.0))),
         )
         try:
             stream = sd.Stream(

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "neuralcomp/engine.hpp"
 #ifdef NEURALCOMP_WITH_TORCH
 #include "host.h"
@@ -103,10 +105,12 @@ class TorchScriptBackend : public Backend {
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr long long kMaxBuffer = 1 << 20;
+constexpr double kMaxLevelDb = 60.0;  // the trims' range, as the Python processor's
 
 const char* const kUsage =
     "usage: neuralcomp-render MODEL IN_AUDIO OUT.wav [--buffer N] [--control NAME=VALUE]... [--warmup N]\n"
-    "                         [--backend native|torchscript]\n"
+    "                         [--backend native|torchscript] [--input-level-db DB] [--output-level-db DB]\n"
+    "                         [--match-calibration IN_DBU OUT_DBU]\n"
     "\n"
     "Render IN_AUDIO (any file libsndfile reads) through the neuralcomp model MODEL (a TorchScript\n"
     "file written by export.export_model), all channels as one multichannel stream, buffer by\n"
@@ -118,6 +122,13 @@ const char* const kUsage =
     "  --control NAME=VALUE   set a control in user units (repeatable; default: the model's defaults)\n"
     "  --backend NAME         native (the engine, default) or torchscript (the libtorch reference host,\n"
     "                         when built with it)\n"
+    "  --input-level-db DB    trim in dB applied to the input before the model, -60..60 (default 0)\n"
+    "  --output-level-db DB   trim in dB applied to the model's output, -60..60 (default 0)\n"
+    "  --match-calibration IN_DBU OUT_DBU\n"
+    "                         your interface's level in dBu at 0 dBFS, input and output: sets the trims\n"
+    "                         so that the model sees the levels of its capture (input trim = IN_DBU -\n"
+    "                         capture input dBu, output trim = capture output dBu - OUT_DBU); the model\n"
+    "                         must record its calibration. --input/--output-level-db override it.\n"
     "  --warmup N             silent buffers of the buffer size run before rendering, then the stream\n"
     "                         is reset (default 5; the host already warms up on load)\n"
     "  -h, --help             show this help\n"
@@ -137,7 +148,13 @@ struct Options {
   long long warmup = 5;
   std::string backend = "native";
   std::vector<std::pair<std::string, double>> controls;
+  bool has_input_level = false, has_output_level = false, match_calibration = false;
+  double input_level_db = 0.0, output_level_db = 0.0;
+  double user_input_dbu = 0.0, user_output_dbu = 0.0;
 };
+
+// A trim in dB as the gain the Python processor applies: the float32 of 10^(dB/20), so both agree bitwise.
+float level_gain(double db) { return static_cast<float>(std::pow(10.0, db / 20.0)); }
 
 bool parse_int(const std::string& text, long long& out) {
   if (text.empty()) return false;
@@ -200,6 +217,21 @@ Options parse_args(int argc, char** argv, bool& help) {
       if (!parse_int(v, opt.warmup) || opt.warmup < 0 || opt.warmup > 100000) {
         throw UsageError("bad --warmup '" + v + "': must be an integer in 0..100000");
       }
+    } else if (arg == "--input-level-db" || arg == "--output-level-db") {
+      const std::string v = take_value();
+      double db = 0;
+      if (!parse_double(v, db) || !(std::fabs(db) <= kMaxLevelDb)) {
+        throw UsageError("bad " + arg + " '" + v + "': must be a number of dB in -60..60");
+      }
+      (arg == "--input-level-db" ? opt.input_level_db : opt.output_level_db) = db;
+      (arg == "--input-level-db" ? opt.has_input_level : opt.has_output_level) = true;
+    } else if (arg == "--match-calibration") {
+      if (has_inline || i + 2 >= argc) throw UsageError("--match-calibration needs two values: IN_DBU OUT_DBU");
+      const std::string a = argv[++i], b = argv[++i];
+      if (!parse_double(a, opt.user_input_dbu) || !parse_double(b, opt.user_output_dbu)) {
+        throw UsageError("bad --match-calibration '" + a + " " + b + "': expected two numbers of dBu");
+      }
+      opt.match_calibration = true;
     } else if (arg == "--control") {
       const std::string v = take_value();
       const auto eq = v.find('=');
@@ -295,6 +327,34 @@ int run(const Options& opt) {
     }
   }
 
+  double input_level_db = 0.0, output_level_db = 0.0;
+  if (opt.match_calibration) {
+    // the capture's converter levels, from the model's metadata (the engine's entry holds it too)
+    double capture_in = 0.0, capture_out = 0.0;
+    try {
+      const auto meta = nlohmann::json::parse(neuralcomp::Model::load_file(opt.model)->metadata_json());
+      const auto& calibration = meta.at("calibration");
+      capture_in = calibration.at("input_dbu_at_0dbfs").get<double>();
+      capture_out = calibration.at("output_dbu_at_0dbfs").get<double>();
+    } catch (const std::exception&) {
+      std::cerr << "neuralcomp-render: " << opt.model << " records no level calibration (import the captures with "
+                << "--input-dbu-at-0dbfs and --output-dbu-at-0dbfs); set --input-level-db and --output-level-db "
+                << "instead\n";
+      return kExitUsage;
+    }
+    input_level_db = opt.user_input_dbu - capture_in;
+    output_level_db = capture_out - opt.user_output_dbu;
+  }
+  if (opt.has_input_level) input_level_db = opt.input_level_db;
+  if (opt.has_output_level) output_level_db = opt.output_level_db;
+  if (!(std::fabs(input_level_db) <= kMaxLevelDb) || !(std::fabs(output_level_db) <= kMaxLevelDb)) {
+    std::cerr << "neuralcomp-render: the trims " << input_level_db << " / " << output_level_db
+              << " dB are outside -60..60 dB\n";
+    return kExitUsage;
+  }
+  const float gain_in = level_gain(input_level_db), gain_out = level_gain(output_level_db);
+  const bool trim_in = input_level_db != 0.0, trim_out = output_level_db != 0.0;
+
   const int64_t buffer = opt.buffer;
   std::vector<float> interleaved(static_cast<size_t>(buffer) * channels);
   std::vector<float> planar_in(static_cast<size_t>(buffer) * channels);
@@ -336,12 +396,18 @@ int run(const Options& opt) {
     for (int64_t f = 0; f < n; ++f) {
       for (int c = 0; c < channels; ++c) planar_in[c * n + f] = interleaved[f * channels + c];
     }
+    if (trim_in) {
+      for (int64_t i = 0; i < n * channels; ++i) planar_in[i] *= gain_in;
+    }
     const auto start = std::chrono::steady_clock::now();
     try {
       host->process(planar_in.data(), planar_out.data(), channels, n);
     } catch (const std::exception& e) {
       std::cerr << "neuralcomp-render: processing failed at frame " << total_frames << ": " << e.what() << "\n";
       return kExitFailure;
+    }
+    if (trim_out) {
+      for (int64_t i = 0; i < n * channels; ++i) planar_out[i] *= gain_out;
     }
     const auto stop = std::chrono::steady_clock::now();
     const double us = std::chrono::duration<double, std::micro>(stop - start).count();
@@ -375,6 +441,8 @@ int run(const Options& opt) {
   std::cout << "model:          " << opt.model << " (mode " << host->mode() << ", latency " << host->latency_samples()
             << " samples)\n";
   std::cout << "controls:       " << (names.empty() ? std::string("(none)") : controls.str()) << "\n";
+  std::cout << std::setprecision(2) << "level trims:    input " << input_level_db << " dB, output " << output_level_db
+            << " dB\n";
   std::cout << "output:         " << opt.output << "\n";
   std::cout << "frames:         " << total_frames << "\n";
   std::cout << "channels:       " << channels << "\n";

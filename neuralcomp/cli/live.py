@@ -23,6 +23,12 @@ def main_live(args: argparse.Namespace) -> int:
         from neuralcomp import load
 
         processor = load(args.model, backend=args.backend)
+        if args.match_calibration:
+            processor.match_calibration(*args.match_calibration)
+        if args.input_level_db is not None:
+            processor.input_level_db = args.input_level_db
+        if args.output_level_db is not None:
+            processor.output_level_db = args.output_level_db
         session = LiveSession(
             processor, device=args.device, input_device=args.input_device, output_device=args.output_device,
             samplerate=args.samplerate, blocksize=args.blocksize, channels=args.channels,
@@ -59,6 +65,14 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE",
                    help="set a control in its units, e.g. threshold=-30 (repeat; default: the model's defaults)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
+    p.add_argument("--input-level-db", type=float, metavar="DB",
+                   help="trim in dB applied to the input before the model, -60..60 (default 0)")
+    p.add_argument("--output-level-db", type=float, metavar="DB",
+                   help="trim in dB applied to the model's output, -60..60 (default 0)")
+    p.add_argument("--match-calibration", type=float, nargs=2, metavar=("IN_DBU", "OUT_DBU"),
+                   help="your interface's dBu at 0 dBFS, input and output: set the trims so that the model sees "
+                        "the levels of its capture (the model must record its calibration; the two options above "
+                        "override it)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.set_defaults(func=main_live)
     return p

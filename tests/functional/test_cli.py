@@ -226,3 +226,39 @@ def test_info_into_a_closed_pipe_is_quiet(exported):
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) != 0
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_render_executable_level_trims_equal_the_processors(tmp_path, wav):
+    """--input-level-db / --output-level-db / --match-calibration in neuralcomp-render give bitwise the
+    processor's output with the same trims (native engine, both backends' trims are float32 gains)."""
+    cpp_host_or_skip()
+    import neuralcomp
+    from export import export_model
+    from tests.conftest import make_model
+
+    model = export_model(make_model("tiny", "causal", 2), tmp_path / "cal.ts",
+                         calibration={"input_dbu_at_0dbfs": 20.0, "output_dbu_at_0dbfs": 24.0})
+    audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    plain = subprocess.run([str(RENDER), str(model), str(wav), str(tmp_path / "plain.wav")],
+                           capture_output=True, text=True, check=True)
+    assert "level trims:    input 0.00 dB, output 0.00 dB" in plain.stdout
+    for flags, trims in ((["--input-level-db", "9.5", "--output-level-db", "-3"], (9.5, -3.0)),
+                         (["--match-calibration", "14", "18"], (-6.0, 6.0))):
+        out = tmp_path / "trimmed.wav"
+        result = subprocess.run([str(RENDER), str(model), str(wav), str(out), "--buffer", "333", *flags],
+                                capture_output=True, text=True, check=True)
+        assert f"level trims:    input {trims[0]:.2f} dB, output {trims[1]:.2f} dB" in result.stdout
+        processor = neuralcomp.load(model, backend="native")
+        processor.input_level_db, processor.output_level_db = trims
+        expected = processor.process(audio.T.copy(), 44100, buffer_size=512).T
+        rendered = sf.read(out, dtype="float32", always_2d=True)[0]
+        assert np.array_equal(rendered, expected)
+        assert not np.array_equal(rendered, sf.read(tmp_path / "plain.wav", dtype="float32", always_2d=True)[0])
+    for flags, message in ((["--input-level-db", "61"], "-60..60"), (["--output-level-db", "x"], "-60..60")):
+        refused = subprocess.run([str(RENDER), str(model), str(wav), str(tmp_path / "o.wav"), *flags],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 2 and message in refused.stderr
+    uncalibrated = export_model(make_model("tiny", "causal", 2), tmp_path / "plain.ts")
+    refused = subprocess.run([str(RENDER), str(uncalibrated), str(wav), str(tmp_path / "o.wav"),
+                              "--match-calibration", "14", "18"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "records no level calibration" in refused.stderr

@@ -153,6 +153,22 @@ def test_live_output_is_bitwise_the_offline_render_of_what_was_received(jack, mo
     assert np.abs(rec.output[:, lag + processor.latency_samples :]).max() > 1e-4  # it is not silence
 
 
+def test_live_level_trims_equal_the_offline_processor_with_the_same_trims(jack, causal_model):
+    """input_level_db / output_level_db (the `live` options) act live exactly as they do offline."""
+    processor = neuralcomp.load(causal_model)
+    processor.input_level_db, processor.output_level_db = 9.0, -6.0
+    session = LiveSession(processor, device=jack.device, blocksize=BLOCK, channels=2, record=True,
+                          record_seconds=4, status_interval=None)
+    summary = play_through(jack, session, noise(int(0.3 * RATE), channels=2, seed=12))
+    rec = session.recording()
+    assert summary.errors == [] and summary.level_trims_db == (9.0, -6.0)
+    fresh = neuralcomp.load(causal_model)
+    untrimmed = fresh.process(rec.input, rec.sample_rate)
+    fresh.input_level_db, fresh.output_level_db = 9.0, -6.0
+    assert np.array_equal(fresh.process(rec.input, rec.sample_rate), rec.output)
+    assert np.abs(untrimmed - rec.output).max() > 1e-3  # the trims changed what was heard
+
+
 # ---- controls while running -------------------------------------------------------------------------
 def _render_with_changes(p, rec) -> np.ndarray:
     """Offline: the recorded start controls, then each change at the frame it was applied at."""
@@ -252,7 +268,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_cli_live_duration_prints_a_summary(jack, model_files, capsys):
     path = model_files("sptmod25", "paper", 7)[0]
     args = _parse(["live", str(path), "--device", str(jack.device), "--duration", "1.2", "--blocksize", "256",
-                   "--channels", "2", "--control", "c4=0.1"])
+                   "--channels", "2", "--control", "c4=0.1", "--input-level-db", "6", "--output-level-db", "-4.5"])
     start = time.monotonic()
     code = main_live(args)
     elapsed = time.monotonic() - start
@@ -263,6 +279,7 @@ def test_cli_live_duration_prints_a_summary(jack, model_files, capsys):
     assert 1.0 < elapsed < 8
     assert "live summary" in out and "stopped by duration" in out
     assert "latency     319 samples" in out  # model 63 + one 256-sample block
+    assert "level trims input +6.00 dB, output -4.50 dB" in out
     assert "[live" in out  # at least one status line
     callbacks = int(out.split(" callbacks,")[0].rsplit(" ", 1)[1])
     assert 150 < callbacks < 260  # ~207 expected in 1.2 s
