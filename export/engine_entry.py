@@ -23,6 +23,8 @@ ENGINE_FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sIIII")  # magic, format version, index bytes, data bytes, crc32(index + data)
 _BLOCK_PARTS = ("conv_weight_t", "conv_bias", "prelu_weight", "lstm_weight_t", "lstm_bias",
                 "projection_weight_t", "projection_bias")
+_TCN_BLOCK_PARTS = ("conv_weight_t", "conv_bias", "prelu_weight")
+_TCN_RESIDUAL_PARTS = ("residual_weight_t", "residual_bias")
 _FILM_PARTS = ("film0_weight_t", "film0_bias", "film0_prelu", "film1_weight_t", "film1_bias", "film1_prelu",
                "film2_weight_t", "film2_bias")
 
@@ -32,8 +34,14 @@ def _blocks(scripted: torch.jit.ScriptModule) -> list[Any]:
     return [module for _, module in scripted.blocks.named_children()]
 
 
+def _is_tcn(scripted: torch.jit.ScriptModule) -> bool:
+    return hasattr(scripted, "architecture") and str(scripted.architecture) == "tcn"
+
+
 def engine_tensors(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     """The tensors the engine needs, by entry name, taken from the scripted module itself."""
+    if _is_tcn(scripted):
+        return _tcn_tensors(scripted)
     tensors: dict[str, torch.Tensor] = {"interp_weights": scripted.interp_weights}
     for j, block in enumerate(_blocks(scripted)):
         for part in _BLOCK_PARTS:
@@ -44,8 +52,39 @@ def engine_tensors(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _tcn_tensors(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
+    """A StreamingTCN's tensors; gain_scale holds the float32 the module multiplies the sigmoid by."""
+    tensors: dict[str, torch.Tensor] = {}
+    for j, block in enumerate(_blocks(scripted)):
+        for part in _TCN_BLOCK_PARTS:
+            tensors[f"block{j}.{part}"] = getattr(block, part)
+        if block.has_residual_projection:
+            for part in _TCN_RESIDUAL_PARTS:
+                tensors[f"block{j}.{part}"] = getattr(block, part)
+        if block.has_film:
+            for part, tensor in zip(_FILM_PARTS, block.film_weights):
+                tensors[f"block{j}.{part}"] = tensor
+    tensors["gain_weight"] = scripted.gain_weight_t.select(1, 0)  # column 0; the others are padding
+    tensors["gain_bias"] = scripted.gain_bias.narrow(0, 0, 1)
+    tensors["gain_scale"] = torch.tensor([float(scripted.max_gain)], dtype=torch.float32)
+    return tensors
+
+
+def _tcn_index(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> dict[str, Any]:
+    config = metadata["model_config"]
+    blocks = [{"in_channels": int(b.in_channels), "channels": int(b.channels), "kernel_size": int(b.kernel_size),
+               "dilation": int(b.dilation), "residual_projection": bool(b.has_residual_projection),
+               "film_hidden": int(config["film_hidden"]) if b.has_film else 0}
+              for b in _blocks(scripted)]
+    return {"architecture": "tcn", "sample_rate": int(metadata["sample_rate"]), "pool_size": 1, "mode": "causal",
+            "start_state_samples": int(metadata["start_state"]["silence_samples"]),
+            "controls": metadata["controls"], "blocks": blocks, "tensors": []}
+
+
 def engine_entry(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> bytes:
-    """Serialise the engine entry of a scripted StreamingSPTMod with its metadata."""
+    """Serialise the engine entry of a scripted StreamingSPTMod or StreamingTCN with its metadata."""
+    if _is_tcn(scripted):
+        return _serialise(_tcn_index(scripted, metadata), engine_tensors(scripted))
     config = metadata["model_config"]
     blocks = []
     for block in _blocks(scripted):
@@ -65,9 +104,14 @@ def engine_entry(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> 
         "blocks": blocks,
         "tensors": [],
     }
+    return _serialise(index, engine_tensors(scripted))
+
+
+def _serialise(index: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+    """Header, JSON index (tensor offsets filled in here) and float32 data."""
     chunks: list[bytes] = []
     offset = 0
-    for name, tensor in engine_tensors(scripted).items():
+    for name, tensor in tensors.items():
         values = tensor.detach().cpu().contiguous().numpy().astype("<f4", copy=False)
         index["tensors"].append({"name": name, "shape": list(values.shape), "offset": offset})
         chunks.append(values.tobytes())

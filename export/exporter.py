@@ -1,4 +1,5 @@
-"""Build the streaming module from a trained or untrained SPTMod, attach metadata, save TorchScript."""
+"""Build the streaming module from a trained or untrained model (SPTMod or TCN), attach metadata, save
+TorchScript."""
 
 from __future__ import annotations
 
@@ -11,16 +12,22 @@ import torch
 
 from export.engine_entry import ENGINE_FILE, engine_entry
 from export.streaming import StreamingSPTMod
-from neuralcomp.config import SPTModConfig
+from export.streaming_tcn import StreamingTCN
+from neuralcomp.config import ModelConfig
 from neuralcomp.metadata import FORMAT_NAME, SCHEMA_VERSION
-from neuralcomp.model.sptmod import SPTMod, start_state_samples
+from neuralcomp.model.registry import Model
+from neuralcomp.model.tcn import TCN
 
 METADATA_FILE = "neuralcomp_metadata.json"
 
 
-def _state_description(streaming: StreamingSPTMod) -> list[dict[str, Any]]:
+def _state_description(streaming: StreamingSPTMod | StreamingTCN) -> list[dict[str, Any]]:
     """State names and shapes; 'C' is the stream's channel count, 'D' the modulation paths (C, or 1
     in linked mode), 'phase' the samples of the current frame already seen (0 <= phase < P)."""
+    if isinstance(streaming, StreamingTCN):  # phase is always 0; each block caches (k - 1) d input samples
+        return [{"name": "phase", "shape": [], "dtype": "int64"}] + [
+            {"name": f"block{j}.conv_cache", "shape": ["D", block.context, block.in_channels], "dtype": "float32"}
+            for j, block in enumerate(streaming.blocks)]
     model_shapes: list[dict[str, Any]] = [{"name": "phase", "shape": [], "dtype": "int64"}]
     paper = streaming.paper_mode
     for j, block in enumerate(streaming.blocks):
@@ -39,7 +46,7 @@ def _state_description(streaming: StreamingSPTMod) -> list[dict[str, Any]]:
     return model_shapes
 
 
-def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, streaming: StreamingSPTMod,
+def build_metadata(config: ModelConfig, provenance: dict[str, Any] | None, streaming: StreamingSPTMod | StreamingTCN,
                    calibration: dict[str, float] | None = None) -> dict[str, Any]:
     """`calibration`: the capture's converter levels (input_dbu_at_0dbfs, output_dbu_at_0dbfs), or None."""
     return {
@@ -50,7 +57,7 @@ def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, stre
         "pool_size": config.pool_size,
         "mode": config.mode,
         "latency_samples": streaming.latency_samples,
-        "start_state": {"silence_samples": start_state_samples(config)},
+        "start_state": {"silence_samples": int(streaming.start_state_samples)},
         "controls": [
             {"name": c.name, "minimum": c.minimum, "maximum": c.maximum, "default": c.default, "unit": c.unit,
              "mapping": c.mapping}
@@ -63,13 +70,15 @@ def build_metadata(config: SPTModConfig, provenance: dict[str, Any] | None, stre
     }
 
 
-def build_streaming_module(model: SPTMod, provenance: dict[str, Any] | None = None,
+def build_streaming_module(model: Model, provenance: dict[str, Any] | None = None,
                            calibration: dict[str, float] | None = None) -> torch.jit.ScriptModule:
-    """Script a StreamingSPTMod of `model` (weights copied; training module untouched), reset at defaults."""
+    """Script the streaming module of `model` (StreamingSPTMod or StreamingTCN; weights copied, the
+    training module untouched), reset at the default controls."""
     model = model.eval().cpu().float()
-    placeholder = StreamingSPTMod(model, "", 0)
+    streaming_type = StreamingTCN if isinstance(model, TCN) else StreamingSPTMod
+    placeholder = streaming_type(model, "", 0)
     metadata = build_metadata(model.config, provenance, placeholder, calibration)
-    module = StreamingSPTMod(model, json.dumps(metadata), SCHEMA_VERSION)
+    module = streaming_type(model, json.dumps(metadata), SCHEMA_VERSION)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(module)
@@ -78,11 +87,11 @@ def build_streaming_module(model: SPTMod, provenance: dict[str, Any] | None = No
     return scripted
 
 
-def normalised_defaults(config: SPTModConfig) -> torch.Tensor:
+def normalised_defaults(config: ModelConfig) -> torch.Tensor:
     return torch.tensor([c.normalise(c.default) for c in config.controls], dtype=torch.float32)
 
 
-def export_model(model: SPTMod, path: str | Path, provenance: dict[str, Any] | None = None,
+def export_model(model: Model, path: str | Path, provenance: dict[str, Any] | None = None,
                  calibration: dict[str, float] | None = None) -> Path:
     """Write `model` as one streaming TorchScript file (metadata inside, also as an extra file);
     `calibration` records the capture's converter levels for the hosts' level matching."""

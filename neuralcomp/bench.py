@@ -294,12 +294,15 @@ def latency_report(path: Path, backends=("native", "torchscript", "python", "eag
                    progress=None) -> LatencyReport:
     from neuralcomp.host.torchscript_host import load_torchscript
     from neuralcomp.metadata import parse_metadata
-    from neuralcomp.config import SPTModConfig
+    from neuralcomp.config import TCNConfig, model_config_from_dict
     from neuralcomp.model.complexity import complexity
 
     meta = parse_metadata(str(load_torchscript(path).metadata_json), str(path))
     report = LatencyReport(str(path), meta["model_config"]["name"], meta["mode"], machine_info())
-    report.multiply_adds_per_sample = complexity(SPTModConfig.from_dict(meta["model_config"])).macs_streaming
+    config = model_config_from_dict(meta["model_config"])
+    report.multiply_adds_per_sample = complexity(config).macs_streaming
+    if isinstance(config, TCNConfig):  # the eager host streams SPTMod's frames; a TCN has none
+        backends = tuple(b for b in backends if b != "eager")
     for backend in backends:
         for rate in sample_rates:
             if backend == "eager" and rate != meta["sample_rate"]:

@@ -15,6 +15,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 MODEL_PRESETS_DIR = PRESETS_DIR / "models"
 
 MODES = ("causal", "paper")
+ARCHITECTURES = ("sptmod", "tcn")  # the "architecture" field of a model preset; absent means sptmod
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,11 @@ class SPTModConfig:
     sample_rate: int = 44100
     spn: SPNConfig | None = field(default_factory=SPNConfig)
     description: str = ""
+    architecture: str = "sptmod"
 
     def __post_init__(self) -> None:
+        if self.architecture != "sptmod":
+            raise ConfigError(f"an SPTMod configuration has architecture 'sptmod', got {self.architecture!r}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
         if not self.channels:
@@ -194,8 +198,105 @@ def read_preset_json(name_or_path: str | Path, folder: Path, kind: str,
     return data, path
 
 
-def load_preset(name_or_path: str, **overrides: Any) -> SPTModConfig:
-    """Load a model preset by name (`presets/models/NAME.json`) or path, applying field overrides."""
+@dataclass(frozen=True)
+class TCNConfig:
+    """A causal TCN baseline (the paper's Figure 5, after Steinmetz and Reiss's efficient TCN): blocks of
+    dilated Conv1d -> FiLM(controls) -> PReLU with residuals, then a 1x1 conv to a gain applied to the input.
+
+    The gain is `10 ** (max_gain_db / 20) * sigmoid(o)`, so it never exceeds max_gain_db (makeup included)."""
+
+    name: str
+    channels: int = 8
+    kernel_size: int = 5
+    dilations: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
+    film_hidden: int = 16
+    max_gain_db: float = 6.0
+    controls: tuple[ControlSpec, ...] = ()
+    mode: str = "causal"
+    sample_rate: int = 44100
+    description: str = ""
+    architecture: str = "tcn"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        if self.architecture != "tcn":
+            raise ConfigError(f"a TCN configuration has architecture 'tcn', got {self.architecture!r}")
+        if not self.dilations:
+            raise ConfigError("a TCN needs at least one block (dilations is empty)")
+        if min(self.dilations) < 1:
+            raise ConfigError(f"dilations must be >= 1, got {self.dilations}")
+        if self.channels < 1 or self.kernel_size < 1 or self.film_hidden < 1:
+            raise ConfigError("channels, kernel_size and film_hidden must be >= 1")
+        if self.mode != "causal":
+            raise ConfigError(f"a TCN is causal only (it has no frames to look ahead in), got mode {self.mode!r}")
+        if self.sample_rate < 1000:
+            raise ConfigError(f"sample_rate {self.sample_rate} is not an audio rate")
+        if not math.isfinite(self.max_gain_db):
+            raise ConfigError(f"max_gain_db must be finite, got {self.max_gain_db}")
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"control names must be unique, got {names}")
+
+    @property
+    def num_controls(self) -> int:
+        return len(self.controls)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.dilations)
+
+    @property
+    def pool_size(self) -> int:
+        """Controls take effect per sample: every sample is a 'frame' of the streaming contract."""
+        return 1
+
+    @property
+    def spn(self) -> None:
+        """No state to predict: a TCN is not recurrent."""
+        return None
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples that one output sample depends on (itself included): 1 + sum (k - 1) d."""
+        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+
+    def receptive_field_ms(self) -> float:
+        return 1000.0 * self.receptive_field / self.sample_rate
+
+    def with_changes(self, **changes: Any) -> "TCNConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TCNConfig":
+        data = dict(data)
+        try:
+            controls = tuple(
+                c if isinstance(c, ControlSpec) else ControlSpec(**c) for c in data.pop("controls", ())
+            )
+            return cls(controls=controls, **data)
+        except TypeError as exc:  # unknown or missing keys
+            raise ConfigError(f"invalid TCN configuration: {exc}") from exc
+
+
+ModelConfig = SPTModConfig | TCNConfig
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """A model configuration of the architecture its "architecture" field names (sptmod when absent)."""
+    architecture = data.get("architecture", "sptmod")
+    if architecture == "tcn":
+        return TCNConfig.from_dict(data)
+    if architecture == "sptmod":
+        return SPTModConfig.from_dict(data)
+    raise ConfigError(f"unknown model architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+
+
+def load_preset(name_or_path: str, **overrides: Any) -> ModelConfig:
+    """Load a model preset by name (`presets/models/NAME.json`) or path, applying field overrides;
+    its "architecture" field (default sptmod) picks the configuration class."""
     data, _ = read_preset_json(name_or_path, MODEL_PRESETS_DIR, "model")
     data.update(overrides)
-    return SPTModConfig.from_dict(data)
+    return model_config_from_dict(data)

@@ -16,7 +16,7 @@ import torch
 from hypothesis import settings
 
 from neuralcomp.config import generic_controls, load_preset
-from neuralcomp.model import SPTMod
+from neuralcomp.model import Model, build_model
 
 # Random examples on every run (a failure prints how to reproduce it); no example database on disk.
 settings.register_profile("ci", deadline=None, print_blob=True, database=None)
@@ -26,13 +26,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+# every architecture: SPTMod in both modes, the TCN baseline (causal only)
 CONFIGS = [(preset, mode, controls) for preset in ("sptmod25", "sptmod24") for mode in ("causal", "paper")
-           for controls in (0, 7)]
+           for controls in (0, 7)] + [("tcn", "causal", controls) for controls in (0, 7)]
 
 
-def make_model(preset: str = "sptmod25", mode: str = "causal", controls: int = 7, seed: int = 0) -> SPTMod:
+def make_model(preset: str = "sptmod25", mode: str = "causal", controls: int = 7, seed: int = 0) -> Model:
     torch.manual_seed(seed)
-    return SPTMod(load_preset(preset, mode=mode, controls=generic_controls(controls))).eval()
+    return build_model(load_preset(preset, mode=mode, controls=generic_controls(controls))).eval()
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +42,9 @@ def model_files(tmp_path_factory: pytest.TempPathFactory):
     from export import export_model
 
     root = tmp_path_factory.mktemp("models")
-    cache: dict[tuple[str, str, int], tuple[Path, SPTMod]] = {}
+    cache: dict[tuple[str, str, int], tuple[Path, Model]] = {}
 
-    def get(preset: str = "sptmod25", mode: str = "causal", controls: int = 7) -> tuple[Path, SPTMod]:
+    def get(preset: str = "sptmod25", mode: str = "causal", controls: int = 7) -> tuple[Path, Model]:
         key = (preset, mode, controls)
         if key not in cache:
             model = make_model(preset, mode, controls)

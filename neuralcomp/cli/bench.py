@@ -57,7 +57,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     import torch
 
     from neuralcomp.config import generic_controls, load_preset
-    from neuralcomp.model import SPTMod
+    from neuralcomp.model import build_model
     from neuralcomp.training.bench import bench_training, format_rows
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -65,7 +65,7 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     for preset in args.presets.split(","):
         for n, b, length in args.settings:
             torch.manual_seed(0)
-            model = SPTMod(load_preset(preset, controls=generic_controls(args.controls)))
+            model = build_model(load_preset(preset, controls=generic_controls(args.controls)))
             rows.append(bench_training(model, n, b, length, device=device, groups=args.groups))
             r = rows[-1]
             print(f"  {preset} N={n} B={b} L={length}: {r.seconds_per_iteration:.3f} s/it", file=sys.stderr)

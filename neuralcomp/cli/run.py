@@ -90,8 +90,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     config = meta["model_config"]
     print(f"model        {args.model}")
-    print(f"architecture {config['name']}: channels {config['channels']}, kernels {config['kernel_sizes']}, "
-          f"P={meta['pool_size']}, H={config['lstm_hidden']}")
+    if config.get("architecture") == "tcn":
+        print(f"architecture {config['name']} (TCN): {config['channels']} channels, kernel {config['kernel_size']}, "
+              f"dilations {config['dilations']}")
+    else:
+        print(f"architecture {config['name']}: channels {config['channels']}, kernels {config['kernel_sizes']}, "
+              f"P={meta['pool_size']}, H={config['lstm_hidden']}")
     print(f"mode         {meta['mode']} (latency {meta['latency_samples']} samples)")
     other_rates = [r for r in (44100, 48000, 88200, 96000) if r != processor.sample_rate]
     print("latency      at other host rates (resampled): "

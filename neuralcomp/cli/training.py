@@ -17,13 +17,13 @@ def _build_untrained(preset: str, mode: str | None, controls: int, seed: int):
     import torch
 
     from neuralcomp.config import generic_controls, load_preset
-    from neuralcomp.model import SPTMod
+    from neuralcomp.model import build_model
 
     overrides = {"controls": generic_controls(controls)}
     if mode:
         overrides["mode"] = mode
     torch.manual_seed(seed)
-    return SPTMod(load_preset(preset, **overrides))
+    return build_model(load_preset(preset, **overrides))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
-from neuralcomp.config import SPTModConfig
 from neuralcomp.errors import ConfigError, ModelFileError
-from neuralcomp.model.sptmod import SPTMod
+from neuralcomp.model.registry import Model, model_from_dict
 
 CHECKPOINT_FORMAT = "neuralcomp-sptmod-checkpoint"
 TRAINING_STATE_FORMAT = "neuralcomp-training-state"  # a trainer's last.ckpt: weights plus everything to resume
@@ -46,14 +45,14 @@ def read_checkpoint(path: str | Path, expected_formats: str | tuple[str, ...], k
     return data
 
 
-def save_model(model: SPTMod, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_model(model: Model, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write {format, config, model_state, extra} to `path` atomically."""
     return save_atomically({"format": CHECKPOINT_FORMAT, "config": model.config.to_dict(),
                             "model_state": model.state_dict(), "extra": extra or {}}, path)
 
 
-def load_model(path: str | Path) -> tuple[SPTMod, dict[str, Any]]:
-    """Rebuild an SPTMod from a checkpoint (best.ckpt) or a trainer's training state (last.ckpt, whose
+def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
+    """Rebuild a model (SPTMod or TCN, as its configuration says) from a checkpoint (best.ckpt) or a trainer's training state (last.ckpt, whose
     evaluation weights are taken: the EMA when it has one); ModelFileError says what is wrong."""
     data = read_checkpoint(path, (CHECKPOINT_FORMAT, TRAINING_STATE_FORMAT), "checkpoint")
     try:
@@ -65,7 +64,7 @@ def load_model(path: str | Path) -> tuple[SPTMod, dict[str, Any]]:
                      "weights": "ema" if data.get("ema") is not None else "last"}
         else:
             config, weights, extra = data["config"], data["model_state"], data.get("extra", {})
-        model = SPTMod(SPTModConfig.from_dict(config))
+        model = model_from_dict(config)
         model.load_state_dict(weights)
     except (ConfigError, KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: checkpoint does not match its configuration: {exc}") from exc

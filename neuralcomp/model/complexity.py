@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuralcomp.config import SPTModConfig
+from neuralcomp.config import SPTModConfig, TCNConfig
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ def _count(module) -> int:  # noqa: ANN001 - any nn.Module
     return sum(p.numel() for p in module.parameters())
 
 
-def complexity(config: SPTModConfig) -> Complexity:
+def complexity(config: SPTModConfig | TCNConfig) -> Complexity:
+    if isinstance(config, TCNConfig):
+        return _tcn_complexity(config)
     from neuralcomp.model.sptmod import SPTMod  # torch import only when counting
 
     model = SPTMod(config)
@@ -55,3 +57,22 @@ def complexity(config: SPTModConfig) -> Complexity:
         projection_macs_streaming=proj / pool,
         modulation_macs=modulation,
     )
+
+
+def _tcn_complexity(config: TCNConfig) -> Complexity:
+    """A TCN per output sample: convs and residual 1x1 projections (conv_macs), the 1x1 to the gain
+    (projection, the same at audio rate in both forms), FiLM's affine and the gain times the input
+    (modulation_macs). No LSTM, no SPN; PReLU and residual additions are not multiply-adds."""
+    from neuralcomp.model.tcn import TCN  # torch import only when counting
+
+    model = TCN(config)
+    conv = film = 0.0
+    for block in model.blocks:
+        conv += block.in_channels * block.channels * block.kernel_size
+        if block.residual is not None:
+            conv += block.in_channels * block.channels
+        if block.film is not None:
+            film += block.channels
+    head = float(config.channels)
+    return Complexity(processor_parameters=_count(model), spn_parameters=0, conv_macs=conv, lstm_macs=0.0,
+                      projection_macs_published=head, projection_macs_streaming=head, modulation_macs=film + 1)

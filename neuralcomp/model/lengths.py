@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuralcomp.config import SPNConfig, SPTModConfig
+from neuralcomp.config import SPNConfig, SPTModConfig, TCNConfig
 from neuralcomp.errors import ConfigError
 
 
@@ -92,10 +92,25 @@ def spn_lookback(spn: SPNConfig) -> int:
     return length
 
 
-def first_iteration_input_length(config: SPTModConfig, output_length: int, use_spn: bool = True) -> int:
-    """L_in0 = L + max(L_nopad - L, L_lookback) (paper section 2.4.3): SPN window then processor window."""
+def first_iteration_input_length(config: SPTModConfig | TCNConfig, output_length: int, use_spn: bool = True) -> int:
+    """L_in0 = L + max(L_nopad - L, L_lookback) (paper section 2.4.3): SPN window then processor window.
+    A TCN has no SPN: its receptive field minus one is the look-back (warm-up) of every first iteration."""
+    if isinstance(config, TCNConfig):
+        check_training_window(config, output_length)
+        return output_length + config.receptive_field - 1
     plan = plan_lengths(config)
     extra = plan.extra_input_samples
     if use_spn and config.spn is not None:
         extra = max(extra, spn_lookback(config.spn))
     return plan.input_length(output_length) - plan.extra_input_samples + extra
+
+
+def check_training_window(config: TCNConfig, length: int) -> None:
+    """Refuse a TCN whose receptive field exceeds the training window L: most of what it sees would
+    never be trained on a full window (and longer windows cost memory), so say both lengths."""
+    if config.receptive_field > length:
+        raise ConfigError(
+            f"the TCN preset {config.name!r} has a receptive field of {config.receptive_field} samples "
+            f"({config.receptive_field_ms():.1f} ms), longer than the training window L = {length} samples: "
+            f"use L >= {config.receptive_field} or smaller dilations/kernel"
+        )

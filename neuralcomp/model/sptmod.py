@@ -52,6 +52,8 @@ class BlockState:
     lstm_c: torch.Tensor  # (1, B, H)
     modulation_history: torch.Tensor  # (B, n_mod, 2): modulation of the last two LSTM frames
 
+    BATCH_DIMS = (0, 1, 1, 0)  # batch dimension of each tensor (data-parallel training gathers along it)
+
     def detached(self) -> "BlockState":
         return BlockState(*(t.detach() for t in self.tensors()))
 
@@ -159,6 +161,8 @@ class ModBlock(nn.Module):
 
 class SPTMod(nn.Module):
     """The SPTMod processor plus its optional State Prediction Network."""
+
+    state_type = BlockState  # one per block; the trainer rebuilds carried state from its tensors
 
     def __init__(self, config: SPTModConfig) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ from export import export_model
 from neuralcomp.config import load_preset
 from neuralcomp.data.dataset import Dataset, load_dataset
 from neuralcomp.errors import ConfigError
-from neuralcomp.model import SPTMod
+from neuralcomp.model import Model, build_model
 from neuralcomp.model.checkpoint import load_model
 from neuralcomp.model.lengths import first_iteration_input_length
 from neuralcomp.training.data import training_items
@@ -76,7 +76,7 @@ def _quiet(line: str) -> None:
     """The log of a data-parallel process other than the main one."""
 
 
-def split_by_training_length(dataset: Dataset, train: Sequence[int], valid: Sequence[int], model: SPTMod,
+def split_by_training_length(dataset: Dataset, train: Sequence[int], valid: Sequence[int], model: Model,
                              config: TrainingConfig, log: Callable[[str], None]) -> tuple[list[int], list[int]]:
     """Training items too short for one TBPTT sequence at (N, L) go to validation (ST validation streams
     any length), and the log says so before training starts, rather than dropping them silently."""
@@ -121,7 +121,7 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
         model_config = pretrained.config.with_changes(**changes)
     else:
         model_config = load_preset(model_preset or "tiny", **changes)
-    model = SPTMod(model_config)
+    model = build_model(model_config)
     provenance: dict[str, Any] = {}
     if pretrained is not None:
         report = initialise_from(model, pretrained, str(init), spn_included)

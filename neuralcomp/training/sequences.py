@@ -16,7 +16,7 @@ import torch
 
 from neuralcomp.errors import ConfigError
 from neuralcomp.model.lengths import first_iteration_input_length
-from neuralcomp.model.sptmod import SPTMod
+from neuralcomp.model.registry import Model
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Batch:
 class TBPTTSequences:
     """The long sequences of a set of items and their per-epoch batches."""
 
-    def __init__(self, items: list[TrainingItem], model: SPTMod, subsequences: int, batch_size: int,
+    def __init__(self, items: list[TrainingItem], model: Model, subsequences: int, batch_size: int,
                  length: int, use_spn: bool, seed: int, drop_last: bool = True) -> None:
         if subsequences < 1 or batch_size < 1:
             raise ConfigError(f"N and B must be >= 1, got N={subsequences}, B={batch_size}")

@@ -35,13 +35,16 @@ import torch
 from neuralcomp.config import read_preset_json
 from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
 from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model
-from neuralcomp.model.sptmod import BlockState, SPTMod
+from neuralcomp.model.registry import Model
+from neuralcomp.model.sptmod import BlockState
+from neuralcomp.model.tcn import ConvCacheState
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
 
 TRAINING_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
 ST_CHUNK_FRAMES = 1024  # ST validation streams items in chunks of this many pooling frames
+ST_MIN_CHUNK_SAMPLES = 65536  # ... and never fewer samples (a TCN's frames are single samples)
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,6 @@ class TrainingConfig:
         return cls(**data)
 
 
-_STATE_BATCH_DIMS = (0, 1, 1, 0)  # batch dimension of BlockState's conv_cache, lstm_h, lstm_c, modulation_history
-
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
                         "grad_clip", "schedule", "warmup_iterations", "min_lr_ratio", "grad_accumulation",
@@ -112,13 +113,13 @@ class _Progress:
 
 
 @torch.no_grad()
-def streamed_losses(model: SPTMod, items: list[TrainingItem], loss: CompressorLoss,
+def streamed_losses(model: Model, items: list[TrainingItem], loss: CompressorLoss,
                     device: torch.device | str = "cpu") -> list[float]:
     """ST loss of each item: streamed from its start, from the exported model's start state, never
     reset, so it measures what users hear (whole pooling frames; the tail is left out). Items of the
     same length run as one batch."""
     model = model.eval()
-    pool = model.pool_size
+    pool = model.pool_size  # 1 for a TCN: whole items
     losses: dict[int, float] = {}
     by_length: dict[int, list[int]] = {}
     for k, item in enumerate(items):
@@ -128,7 +129,7 @@ def streamed_losses(model: SPTMod, items: list[TrainingItem], loss: CompressorLo
         x = torch.from_numpy(np.stack([items[k].input[:usable] for k in members])[:, None]).to(device)
         state = model.start_state(controls)
         outputs = []
-        chunk = ST_CHUNK_FRAMES * pool
+        chunk = max(ST_CHUNK_FRAMES * pool, ST_MIN_CHUNK_SAMPLES)
         for start in range(0, usable, chunk):
             y, state = model(x[..., start:start + chunk], controls, state)
             outputs.append(y)
@@ -140,9 +141,9 @@ def streamed_losses(model: SPTMod, items: list[TrainingItem], loss: CompressorLo
 
 
 class Trainer:
-    """Trains an SPTMod on items with TBPTT; `run()` until the iteration cap or early stop."""
+    """Trains a model (SPTMod or TCN) on items with TBPTT; `run()` until the iteration cap or early stop."""
 
-    def __init__(self, model: SPTMod, config: TrainingConfig, train_items: list[TrainingItem],
+    def __init__(self, model: Model, config: TrainingConfig, train_items: list[TrainingItem],
                  valid_items: list[TrainingItem], out_dir: str | Path, device: str | torch.device = "cpu",
                  log: Callable[[str], None] = print, progress_bar: bool = False,
                  on_record: Callable[[dict[str, Any]], None] | None = None,
@@ -174,7 +175,7 @@ class Trainer:
         self.autocast = self.device.type == "cuda" and config.bf16  # bf16 autocast on this device
         self.progress = _Progress()
         self.progress_bar = progress_bar
-        self._carried: list[BlockState] | None = None
+        self._carried: list[BlockState | ConvCacheState] | None = None
         self._tensorboard = None  # a SummaryWriter while run() runs
         self.validate_every = config.validate_every or self.train.batches_per_epoch * config.subsequences
 
@@ -191,7 +192,7 @@ class Trainer:
         return float(cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
 
     @property
-    def evaluation_model(self) -> SPTMod:
+    def evaluation_model(self) -> Model:
         """The weights validation and best.ckpt use: the EMA when enabled."""
         return self.ema.module if self.ema is not None else self.model
 
@@ -277,8 +278,8 @@ class Trainer:
                 p.batch, p.epoch = 0, p.epoch + 1
         return terms, grad_norm
 
-    def _forward_piece(self, model: SPTMod, batch, bounds: tuple[int, int], piece: int,
-                       carried: list[BlockState] | None):
+    def _forward_piece(self, model: Model, batch, bounds: tuple[int, int], piece: int,
+                       carried: list[BlockState | ConvCacheState] | None):
         """One TBPTT piece: (prediction, new state, target) on the L output samples."""
         start, end = bounds
         x = batch.input[..., start:end].to(self.device)
@@ -408,11 +409,11 @@ class Trainer:
             "rng": _random_states(),
         }, self.out_dir / "last.ckpt")
 
-    def _whole_carried(self) -> list[BlockState]:
+    def _whole_carried(self) -> list[BlockState | ConvCacheState]:
         """The carried TBPTT state of the whole batch (every process's slice, in rank order)."""
         if self.parallel is None:
             return self._carried
-        return [BlockState(*(self.parallel.gather(t, dim) for t, dim in zip(s.tensors(), _STATE_BATCH_DIMS)))
+        return [type(s)(*(self.parallel.gather(t, dim) for t, dim in zip(s.tensors(), s.BATCH_DIMS)))
                 for s in self._carried]
 
     def _my_slice(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
@@ -436,8 +437,9 @@ class Trainer:
             self._forget_metrics_after(self.progress.iteration)
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
+        state_type = self.model.state_type
         self._carried = None if data["carried"] is None else [
-            BlockState(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, _STATE_BATCH_DIMS)))
+            state_type(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, state_type.BATCH_DIMS)))
             for s in data["carried"]]
         _restore_random_states(data["rng"])
 

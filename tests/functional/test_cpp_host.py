@@ -59,7 +59,7 @@ def test_cpp_stream_equals_python_one_call(cpp, model_files, preset, mode, contr
 
 
 @pytest.mark.parametrize("linked", [False, True])
-@pytest.mark.parametrize("preset, mode", [("sptmod25", "causal"), ("sptmod24", "paper")])
+@pytest.mark.parametrize("preset, mode", [("sptmod25", "causal"), ("sptmod24", "paper"), ("tcn", "causal")])
 def test_cpp_stereo_linked_and_unlinked_equal_python_one_call(cpp, model_files, preset, mode, linked):
     path = model_files(preset, mode, 7)[0]
     module, host = load_torchscript(path), cpp.Host(str(path), 2)

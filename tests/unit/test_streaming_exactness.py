@@ -45,11 +45,11 @@ def test_random_partitions_are_bitwise_identical_to_one_call(model_files, preset
             f"max diff {(streamed - reference).abs().max()}")
 
 
-def test_every_small_buffer_size_is_exact(model_files):
+def test_every_small_buffer_size_is_exact(model_files, preset="sptmod25"):
     """Exhaustive over sizes 1..130 (all phases of the pooling frame), one size per stream, with the
     controls changing every few buffers. Every stream starts from one start state (restored, not
     recomputed: a reset costs a second of warm-up)."""
-    module = load_torchscript(model_files("sptmod25", "causal", 7)[0])
+    module = load_torchscript(model_files(preset, "causal", 7)[0])
     x = torch.from_numpy(noise(1500, seed=3))
     first = torch.from_numpy(control_schedule(1, 7, 0)[0])
     with torch.inference_mode():
@@ -69,9 +69,9 @@ def test_every_small_buffer_size_is_exact(model_files):
             assert torch.equal(torch.cat(outputs, dim=1), reference), f"buffer size {size}"
 
 
-@pytest.mark.parametrize("mode", ["causal", "paper"])
-def test_stereo_streams_exactly_with_per_channel_state(model_files, mode):
-    module = load_torchscript(model_files("sptmod25", mode, 7)[0])
+@pytest.mark.parametrize("preset, mode", [("sptmod25", "causal"), ("sptmod25", "paper"), ("tcn", "causal")])
+def test_stereo_streams_exactly_with_per_channel_state(model_files, preset, mode):
+    module = load_torchscript(model_files(preset, mode, 7)[0])
     x = torch.from_numpy(noise(5000, channels=2, seed=5))
     x[1] *= 0.1  # channels differ, so shared state would show
     sizes = [1, 64, 100, 3, 4096, 736]
@@ -116,8 +116,9 @@ def test_reset_gives_the_same_start_state_and_output(model_files):
         assert torch.equal(module(x, ctl), first)
 
 
-def test_snapshot_and_restore_continue_identically(model_files):
-    module = load_torchscript(model_files("sptmod25", "paper", 7)[0])
+@pytest.mark.parametrize("preset, mode", [("sptmod25", "paper"), ("tcn", "causal")])
+def test_snapshot_and_restore_continue_identically(model_files, preset, mode):
+    module = load_torchscript(model_files(preset, mode, 7)[0])
     ctl = torch.full((7,), 0.5)
     x = torch.from_numpy(noise(6000, seed=11))
     with torch.inference_mode():
