@@ -25,6 +25,10 @@ class StateError(NeuralcompError, ValueError):
     """A state snapshot does not fit the model it is restored into."""
 
 
+class LiveAudioError(NeuralcompError):
+    """The live audio path cannot run: no devices, an unknown device, or settings a device refuses."""
+
+
 class TrainingDivergedError(NeuralcompError):
     """Training produced a non-finite loss (NaN or Inf): the run cannot continue."""
 

@@ -276,13 +276,16 @@ def test_cli_live_duration_prints_a_summary(jack, model_files, capsys):
     with capsys.disabled():
         print("\n" + out + err)
     assert code == 0, err
-    assert 1.0 < elapsed < 8
+    assert elapsed > 1.2  # loading and warming up the model add to the 1.2 s run, more so on a loaded machine
+    ran_seconds = float(out.split("ran ", 1)[1].split(" s:", 1)[0])
+    assert 1.2 <= ran_seconds < 4  # the stream stops at the duration, give or take a status wake-up
     assert "live summary" in out and "stopped by duration" in out
     assert "latency     319 samples" in out  # model 63 + one 256-sample block
     assert "level trims input +6.00 dB, output -4.50 dB" in out
     assert "[live" in out  # at least one status line
     callbacks = int(out.split(" callbacks,")[0].rsplit(" ", 1)[1])
-    assert 150 < callbacks < 260  # ~207 expected in 1.2 s
+    # ~207 in 1.2 s at 256 frames; a loaded machine misses cycles (counted as xruns), never makes extra ones
+    assert 40 < callbacks < 260 and f"{callbacks} callbacks, {256 * callbacks} frames" in out
 
     assert main_live(_parse(["live", "--list-devices"])) == 0
     assert "JACK" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Live audio: run an exported model on a sound card (or an audio server) in real time.
+"""A live session: an exported model on a duplex audio stream, with counters, timing and recording.
 
 `LiveSession(processor, ...)` opens a duplex `sounddevice.Stream`; its callback sends every input
 block through `processor.process(block, rate, reset=False)` and plays the result. The session
@@ -6,48 +6,28 @@ counts callbacks, xruns (by kind), per-callback processing time (in a preallocat
 misses and NaN/Inf input buffers (which the processor mutes), applies control changes from any
 thread at the next callback boundary, can record exactly what it received and produced (so the
 run can be re-rendered offline and compared bit for bit), and always closes the stream.
-
-sounddevice (and through it PortAudio) is imported only when a session or the command needs it:
-PortAudio lists the audio devices when it is first imported, so an audio server (e.g. JACK) must
-be running by then.
 """
 
 from __future__ import annotations
 
 import collections
-import os
-import select
 import sys
 import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
 
-from neuralcomp.errors import AudioInputError, ControlError, NeuralcompError
+from neuralcomp.errors import AudioInputError, ControlError, LiveAudioError
+from neuralcomp.live.devices import check_settings, resolve_device, sounddevice_module
+from neuralcomp.live.report import XRUN_KINDS, ControlChange, LiveRecording, LiveSummary
+from neuralcomp.live.terminal import TerminalControls, terminal_source
 
-XRUN_KINDS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow")
 DEFAULT_BLOCKSIZE = 256
 WARMUP_BLOCKS = 8
 TIMING_RING = 1 << 16  # callback times kept for percentiles (~6 min at 256 samples / 44.1 kHz)
-
-
-class LiveAudioError(NeuralcompError):
-    """The live audio path cannot run: no devices, an unknown device, or settings a device refuses."""
-
-
-def _sounddevice():
-    """Import sounddevice lazily (PortAudio enumerates devices on import)."""
-    try:
-        import sounddevice
-    except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
-        raise LiveAudioError(
-            f"cannot load PortAudio ({exc}); install it (e.g. `apt-get install libportaudio2`)"
-        ) from exc
-    return sounddevice
 
 
 def _single_threaded_here() -> None:
@@ -68,196 +48,6 @@ def _single_threaded_here() -> None:
     torch.set_num_threads(1)
 
 
-# ---- devices --------------------------------------------------------------------------------------
-def format_devices(sd: Any = None) -> str:
-    """One line per audio device: index, name, host API, channels and default rate."""
-    sd = sd or _sounddevice()
-    devices = sd.query_devices()
-    if len(devices) == 0:
-        return "  (none)"
-    apis = sd.query_hostapis()
-    lines = []
-    for dev in devices:
-        api = apis[dev["hostapi"]]["name"] if dev["hostapi"] < len(apis) else "?"
-        lines.append(
-            f"  {dev['index']:>3} {dev['name']!r} ({api}): {dev['max_input_channels']} in, "
-            f"{dev['max_output_channels']} out, default {dev['default_samplerate']:g} Hz"
-        )
-    return "\n".join(lines)
-
-
-def _device_spec(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return value
-
-
-def resolve_device(spec: Any, kind: str, sd: Any = None) -> dict:
-    """The device dict (sounddevice.query_devices) for `spec` (index, name or name part, or None
-    for the default) with channels of `kind` ("input" or "output"); LiveAudioError otherwise."""
-    sd = sd or _sounddevice()
-    devices = sd.query_devices()
-    if len(devices) == 0:
-        raise LiveAudioError(
-            "no audio devices found: PortAudio sees none (is a sound card present, or an audio server "
-            "such as JACK running before neuralcomp started?)"
-        )
-    key = "max_input_channels" if kind == "input" else "max_output_channels"
-    spec = _device_spec(spec)
-    if spec is None:
-        default = sd.default.device[0 if kind == "input" else 1]
-        if isinstance(default, str):
-            return resolve_device(default, kind, sd)
-        if default is None or int(default) < 0:
-            candidates = [d for d in devices if d[key] > 0]
-            if not candidates:
-                raise LiveAudioError(f"no audio device has {kind} channels; devices:\n{format_devices(sd)}")
-            return dict(candidates[0])
-        spec = int(default)
-    if isinstance(spec, int):
-        if not 0 <= spec < len(devices):
-            raise LiveAudioError(
-                f"no audio device with index {spec}; available devices:\n{format_devices(sd)}"
-            )
-        dev = devices[spec]
-    else:
-        text = str(spec)
-        matches = [d for d in devices if d[key] > 0 and d["name"] == text]
-        if not matches:
-            matches = [d for d in devices if d[key] > 0 and text.lower() in d["name"].lower()]
-        if not matches:
-            raise LiveAudioError(
-                f"no {kind} device matches {text!r}; available devices:\n{format_devices(sd)}"
-            )
-        if len(matches) > 1:
-            names = ", ".join(f"{d['index']} {d['name']!r}" for d in matches)
-            raise LiveAudioError(f"{kind} device {text!r} is ambiguous ({names}); give its index")
-        dev = matches[0]
-    if dev[key] < 1:
-        raise LiveAudioError(
-            f"device {dev['index']} {dev['name']!r} has no {kind} channels; available devices:\n"
-            f"{format_devices(sd)}"
-        )
-    return dict(dev)
-
-
-def _check_settings(sd: Any, dev: dict, kind: str, channels: int, samplerate: float) -> None:
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    try:
-        check(device=dev["index"], channels=channels, dtype="float32", samplerate=samplerate)
-    except (sd.PortAudioError, ValueError) as exc:
-        key = "max_input_channels" if kind == "input" else "max_output_channels"
-        raise LiveAudioError(
-            f"{kind} device {dev['index']} {dev['name']!r} does not support {channels} channel(s) at "
-            f"{samplerate:g} Hz ({exc}); the device has {dev[key]} {kind} channel(s) and runs at "
-            f"{dev['default_samplerate']:g} Hz by default"
-        ) from exc
-
-
-# ---- results ----------------------------------------------------------------------------------------
-@dataclass
-class ControlChange:
-    """A control change as applied: before processing callback `callback` (input frame `frame`)."""
-
-    callback: int
-    frame: int
-    name: str
-    value: float
-
-
-@dataclass
-class LiveRecording:
-    """What a session received and produced, (channels, frames) float32, and the control history."""
-
-    input: np.ndarray
-    output: np.ndarray
-    sample_rate: float
-    blocksize: int
-    initial_controls: dict[str, float]
-    control_changes: list[ControlChange]
-    truncated: bool  # the recording buffer filled before the stream ended
-
-
-@dataclass
-class LiveSummary:
-    callbacks: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-    sample_rate: float = 0.0
-    blocksize: int = 0
-    channels: int = 0
-    xruns: dict[str, int] = field(default_factory=lambda: dict.fromkeys(XRUN_KINDS, 0))
-    callback_us_p50: float = 0.0
-    callback_us_p99: float = 0.0
-    callback_us_max: float = 0.0
-    deadline_misses: int = 0
-    errors: list[str] = field(default_factory=list)
-    nonfinite_buffers: int = 0
-    control_changes: int = 0
-    model_latency_samples: int = 0  # at the stream's rate, resamplers included (Processor.latency_at)
-    model_sample_rate: float = 0.0  # the model's own rate: the host resamples when it differs
-    buffering_samples: int = 0
-    stream_latency_s: tuple[float, float] = (0.0, 0.0)  # (input, output) as reported by PortAudio
-    stopped_by: str = ""
-    backend: str = ""
-    level_trims_db: tuple[float, float] = (0.0, 0.0)  # the processor's (input_level_db, output_level_db)
-
-    @property
-    def xrun_count(self) -> int:
-        return sum(self.xruns.values())
-
-    @property
-    def latency_samples(self) -> int:
-        """Model latency (resampling included) plus one block of buffering (not the device's own buffers)."""
-        return self.model_latency_samples + self.buffering_samples
-
-    @property
-    def latency_ms(self) -> float:
-        return 1000.0 * self.latency_samples / self.sample_rate if self.sample_rate else 0.0
-
-    @property
-    def round_trip_ms(self) -> float:
-        """latency_ms plus the input and output latency the stream reported."""
-        return self.latency_ms + 1000.0 * sum(self.stream_latency_s)
-
-    @property
-    def cpu_load_p50(self) -> float:
-        block = self.blocksize / self.sample_rate if self.sample_rate and self.blocksize else 0.0
-        return self.callback_us_p50 * 1e-6 / block if block else 0.0
-
-    @property
-    def cpu_load_max(self) -> float:
-        block = self.blocksize / self.sample_rate if self.sample_rate and self.blocksize else 0.0
-        return self.callback_us_max * 1e-6 / block if block else 0.0
-
-    def _model_part(self) -> str:
-        resampled = self.model_sample_rate and self.model_sample_rate != self.sample_rate
-        return f"model at {self.model_sample_rate:g} Hz with resampling" if resampled else "model"
-
-    def format(self) -> str:
-        xr = ", ".join(f"{k} {v}" for k, v in self.xruns.items())
-        lines = [
-            f"live summary ({self.backend} backend, stopped by {self.stopped_by or '?'})",
-            f"  ran         {self.seconds:.2f} s: {self.callbacks} callbacks, {self.frames} frames, "
-            f"{self.channels} ch at {self.sample_rate:g} Hz, blocksize {self.blocksize}",
-            f"  xruns       {self.xrun_count} ({xr})",
-            f"  callback    p50 {self.callback_us_p50:.0f} us, p99 {self.callback_us_p99:.0f} us, "
-            f"max {self.callback_us_max:.0f} us; CPU load p50 {100 * self.cpu_load_p50:.1f}%, "
-            f"max {100 * self.cpu_load_max:.1f}%",
-            f"  deadlines   {self.deadline_misses} callback(s) took longer than a block",
-            f"  nonfinite   {self.nonfinite_buffers} input buffer(s) held NaN/Inf (muted)",
-            f"  controls    {self.control_changes} change(s) while running",
-            f"  level trims input {self.level_trims_db[0]:+.2f} dB, output {self.level_trims_db[1]:+.2f} dB",
-            f"  latency     {self.latency_samples} samples = {self.latency_ms:.2f} ms ({self._model_part()} "
-            f"{self.model_latency_samples} + buffering {self.buffering_samples}); stream reports "
-            f"in {1000 * self.stream_latency_s[0]:.2f} ms + out {1000 * self.stream_latency_s[1]:.2f} ms; "
-            f"round trip ~{self.round_trip_ms:.2f} ms",
-        ]
-        lines.append(f"  errors      {len(self.errors)}" + "".join(f"\n    {e}" for e in self.errors))
-        return "\n".join(lines)
-
-
-# ---- the session -------------------------------------------------------------------------------------
 class LiveSession:
     """A processor on a duplex audio stream. Use `run(duration)`; `set_control` and `stop` may be
     called from any thread while it runs.
@@ -343,6 +133,10 @@ class LiveSession:
             self._pending.append((name, value))  # deque append/popleft are atomic
         else:
             self.processor.set_control(name, value)
+
+    def _quit(self) -> None:
+        self._stop_reason = self._stop_reason or "quit"
+        self._stop.set()
 
     def stop(self) -> None:
         """Ask a running session to stop (thread-safe); run() then returns its summary."""
@@ -479,64 +273,6 @@ class LiveSession:
             f"  deadline misses {self._misses}"
         )
 
-    def _control_reader(self, source: Any) -> None:
-        """Read `NAME=VALUE` / `q` lines until the session stops; errors are printed, not raised."""
-        try:
-            fd = source if isinstance(source, int) else source.fileno()
-        except (AttributeError, OSError, ValueError):
-            return
-        buffer = b""
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([fd], [], [], 0.1)
-            except (OSError, ValueError):
-                return
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return  # EOF
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                self._handle_line(line.decode(errors="replace").strip())
-
-    def _handle_line(self, line: str) -> None:
-        if not line:
-            return
-        if line.lower() in ("q", "quit", "exit"):
-            self._stop_reason = self._stop_reason or "quit"
-            self._stop.set()
-            return
-        name, sep, value = line.partition("=")
-        if not sep:
-            self._print(f"type NAME=VALUE to set a control ({', '.join(self.processor.control_names) or 'none'}) or q to quit")
-            return
-        try:
-            self.set_control(name.strip(), value.strip())
-        except (NeuralcompError, ValueError) as exc:
-            self._print(f"error: {exc}")
-        else:
-            self._print(f"{name.strip()} = {float(value)} (from the next callback)")
-
-    def _want_terminal(self) -> Any:
-        if self.control_input is not None:
-            return self.control_input
-        if self.terminal_controls is False:
-            return None
-        stdin = sys.stdin
-        if stdin is None:
-            return None
-        if self.terminal_controls:
-            return stdin
-        try:
-            return stdin if stdin.isatty() else None
-        except (AttributeError, ValueError, OSError):
-            return None
-
     # ---- run ----------------------------------------------------------------------------------
     def _prepare(self, sd: Any) -> tuple[dict, dict, float, int]:
         in_dev = resolve_device(self.input_device if self.input_device is not None else self.device, "input", sd)
@@ -547,8 +283,8 @@ class LiveSession:
         # Default: the output device's own rate (a server such as JACK runs at one rate); the processor
         # resamples when it is not the model's.
         rate = float(self.requested_samplerate or out_dev["default_samplerate"] or self.processor.sample_rate)
-        _check_settings(sd, in_dev, "input", channels, rate)
-        _check_settings(sd, out_dev, "output", channels, rate)
+        check_settings(sd, in_dev, "input", channels, rate)
+        check_settings(sd, out_dev, "output", channels, rate)
         return in_dev, out_dev, rate, int(channels)
 
     def _warm_up(self, rate: float, channels: int) -> None:
@@ -567,7 +303,7 @@ class LiveSession:
             raise LiveAudioError("this session is already running")
         if duration is not None and not duration > 0:
             raise LiveAudioError(f"duration must be positive seconds, got {duration!r}")
-        sd = _sounddevice()
+        sd = sounddevice_module()
         in_dev, out_dev, rate, channels = self._prepare(sd)
         self._warm_up(rate, channels)
 
@@ -613,12 +349,11 @@ class LiveSession:
 
                 warnings.simplefilter("ignore", NonFiniteAudioWarning)
                 self._running = True
-                source = self._want_terminal()
+                source = terminal_source(self.control_input, self.terminal_controls)
                 if source is not None:
-                    reader = threading.Thread(target=self._control_reader, args=(source,), daemon=True,
-                                              name="neuralcomp-live-controls")
+                    reader = TerminalControls(source, self.processor.control_names, self.set_control,
+                                              self._quit, self._print)
                     reader.start()
-                    self._print(f"type NAME=VALUE to set a control ({', '.join(self.processor.control_names) or 'none'}), q to quit")
                 if self.on_open is not None:
                     self.on_open(stream)
                 # numpy's first median/percentile call costs ~10 ms of lazy set-up under the GIL; pay it
@@ -657,7 +392,7 @@ class LiveSession:
             finally:
                 stream.close(ignore_errors=True)
             if reader is not None:
-                reader.join(timeout=0.5)
+                reader.stop()
         return self._summarise(summary, time.monotonic() - began)
 
     def _summarise(self, summary: LiveSummary, seconds: float) -> LiveSummary:
