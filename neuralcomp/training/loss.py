@@ -18,6 +18,20 @@ both (batch, 1, samples):
 
 Every term is also returned on its own, unweighted and detached, for logging.
 
+Optional gain-domain term (off by default: `gain_weight = 0` leaves the paper's loss exactly as it is,
+and 'gain_db' is then neither computed nor logged):
+
+    GAIN-dB  = mean over windows k where the target is above the floor of |10 log10(E_hat_k / E_k)|
+               E_k = mean(y^2) over non-overlapping windows of `gain_window` samples (441 = 10 ms at
+               44.1 kHz, the window of the evaluation's gain-reduction error), windows whose target
+               RMS is under `gain_floor_db` dBFS (default -50, the evaluation's floor) left out
+
+It is the error of the gain reduction in dB: the model's gain over a window, out/in, minus the
+compressor's is 10 log10(E_hat / E) because both share the input. The loud passages that dominate
+MAE, ESR and MR-STFT weigh no more here than quiet ones above the floor, so gain reduction applied
+below the threshold and slow releases back to 0 dB count at their size in dB. E_hat is clamped at
+1e-12 (-120 dBFS) so a silent prediction over a loud target gives a large, finite error.
+
 Epsilon choices (all chosen so that silence never gives NaN or Inf):
   * eps_eesr = 1e-5 is a mean energy (mean square): that of a signal whose RMS is -50 dBFS (a sine
     of -47 dBFS peak; a -50 dBFS-peak sine has 5e-6). Windows of the target quieter than that --
@@ -41,6 +55,7 @@ computed in float32. Nothing is device-specific: auraloss moves its window to th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -68,9 +83,15 @@ class LossConfig:
     esr_eps: float = 1e-5
     eesr_eps: float = 1e-5
     stft_eps: float = 1e-8
+    gain_weight: float = 0.0
+    """Weight of the gain-reduction error in dB (GAIN-dB in the module docstring); 0: the paper's loss."""
+    gain_window: int = 441
+    """GAIN-dB window in samples (non-overlapping); 441 = 10 ms at 44.1 kHz."""
+    gain_floor_db: float = -50.0
+    """GAIN-dB leaves out windows whose target RMS is under this level, in dBFS."""
 
     def __post_init__(self) -> None:
-        for name in ("mae_weight", "esr_weight", "mr_stft_weight", "mr_eesr_weight"):
+        for name in ("mae_weight", "esr_weight", "mr_stft_weight", "mr_eesr_weight", "gain_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"LossConfig.{name} must be a finite number >= 0, got {value!r}")
@@ -88,11 +109,30 @@ class LossConfig:
                         f"LossConfig.{name} must hold integers >= 4 divisible by 4 (hop = window / 4), "
                         f"got {window!r}")
             object.__setattr__(self, name, windows)
+        if isinstance(self.gain_window, bool) or not isinstance(self.gain_window, int) or self.gain_window < 1:
+            raise ConfigError(f"LossConfig.gain_window must be an integer >= 1 (samples), got {self.gain_window!r}")
+        if not (math.isfinite(self.gain_floor_db) and self.gain_floor_db < 0):
+            raise ConfigError(f"LossConfig.gain_floor_db must be a finite level below 0 dBFS, got {self.gain_floor_db!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "LossConfig":
+        """A LossConfig from a training preset's "loss" object (lists for the window tuples)."""
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown loss settings {unknown}; known: {sorted(known)}")
+        for name in ("stft_windows", "eesr_windows"):
+            if name in data and isinstance(data[name], list):
+                data[name] = tuple(data[name])
+        return cls(**data)
 
     @property
     def min_samples(self) -> int:
-        """Shortest signal the loss accepts: the largest window of either resolution set."""
-        return max(max(self.stft_windows), max(self.eesr_windows))
+        """Shortest signal the loss accepts: the largest window of either resolution set (and of
+        GAIN-dB when it is on)."""
+        longest = max(max(self.stft_windows), max(self.eesr_windows))
+        return max(longest, self.gain_window) if self.gain_weight > 0 else longest
 
 
 class CompressorLoss(nn.Module):
@@ -126,6 +166,9 @@ class CompressorLoss(nn.Module):
         }
         total = (cfg.mae_weight * terms["mae"] + cfg.esr_weight * terms["esr"]
                  + cfg.mr_stft_weight * terms["mr_stft"] + cfg.mr_eesr_weight * terms["mr_eesr"])
+        if cfg.gain_weight > 0:
+            terms["gain_db"] = gain_error_db(prediction, target, cfg.gain_window, cfg.gain_floor_db)
+            total = total + cfg.gain_weight * terms["gain_db"]
         logged = {name: value.detach() for name, value in terms.items()}
         logged["total"] = total.detach()
         return total, logged
@@ -182,3 +225,19 @@ def _mr_eesr(prediction: torch.Tensor, target: torch.Tensor, windows: tuple[int,
         wanted = _window_energies(target, window)
         per_window.append(((predicted - wanted).abs() / (wanted + eps)).mean())
     return torch.stack(per_window).mean()
+
+
+_GAIN_ENERGY_FLOOR = 1e-12  # -120 dBFS: a silent prediction gives a large, finite error
+
+
+def gain_error_db(prediction: torch.Tensor, target: torch.Tensor, window: int, floor_db: float) -> torch.Tensor:
+    """Mean |10 log10(E_hat / E)| over non-overlapping windows whose target RMS is at least `floor_db`
+    dBFS (the gain-reduction error in dB, see the module docstring); 0 when no window is that loud."""
+    predicted = prediction.square().unfold(-1, window, window).mean(dim=-1)
+    wanted = target.square().unfold(-1, window, window).mean(dim=-1)
+    loud = wanted >= 10.0 ** (floor_db / 10.0)
+    ratio_db = 10.0 * torch.log10(predicted.clamp_min(_GAIN_ENERGY_FLOOR) / wanted.clamp_min(_GAIN_ENERGY_FLOOR))
+    count = loud.sum()
+    if int(count) == 0:
+        return (ratio_db * 0.0).sum()  # zero, still attached to the prediction's graph
+    return torch.where(loud, ratio_db.abs(), torch.zeros_like(ratio_db)).sum() / count

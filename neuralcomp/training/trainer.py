@@ -38,7 +38,7 @@ from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, 
 from neuralcomp.model.registry import Model
 from neuralcomp.model.sptmod import BlockState
 from neuralcomp.model.tcn import ConvCacheState
-from neuralcomp.training.loss import CompressorLoss
+from neuralcomp.training.loss import CompressorLoss, LossConfig
 from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
 
@@ -70,6 +70,7 @@ class TrainingConfig:
     checkpoint_every: int = 1000  # iterations
     use_spn: bool = True
     seed: int = 0
+    loss: dict[str, Any] | None = None  # LossConfig fields over the paper's loss, e.g. {"gain_weight": 0.1}
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -82,6 +83,13 @@ class TrainingConfig:
         for name in ("subsequences", "batch_size", "length", "max_iterations", "checkpoint_every", "grad_accumulation"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.loss is not None and not isinstance(self.loss, dict):
+            raise ConfigError(f"loss must be an object of LossConfig fields, got {self.loss!r}")
+        self.loss_config()  # refuses unknown or invalid loss settings now, not at the first iteration
+
+    def loss_config(self) -> LossConfig:
+        """The training loss: the paper's, with the preset's "loss" fields applied."""
+        return LossConfig.from_dict(self.loss)
 
     @classmethod
     def from_preset(cls, name_or_path: str, **overrides: Any) -> "TrainingConfig":
@@ -96,7 +104,7 @@ class TrainingConfig:
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
                         "grad_clip", "schedule", "warmup_iterations", "min_lr_ratio", "grad_accumulation",
-                        "ema_decay", "bf16", "use_spn", "seed")
+                        "ema_decay", "bf16", "use_spn", "seed", "loss")
 
 
 @dataclass
@@ -160,7 +168,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.out_dir = Path(out_dir)
         self.log = log
-        self.loss = CompressorLoss().to(self.device)
+        self.loss = CompressorLoss(config.loss_config()).to(self.device)
         self.train = TBPTTSequences(train_items, model, config.subsequences, config.batch_size, config.length,
                                     config.use_spn, config.seed)
         self.valid_items = valid_items

@@ -1,5 +1,6 @@
 """Training loss (DESIGN.md section 7): every term against hand-computed values, silence, errors."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from auraloss.freq import MultiResolutionSTFTLoss
 
 from neuralcomp.errors import ConfigError
 from neuralcomp.training import CompressorLoss, LossConfig
+from neuralcomp.training.loss import gain_error_db
 
 EPS = 1e-5  # documented eps_esr and eps_eesr
 TINY = LossConfig(stft_windows=(8,), eesr_windows=(8,))  # lets hand-made tensors of 8 samples through
@@ -159,3 +161,70 @@ def test_cuda_matches_cpu():
     assert pred_cuda.grad is not None and torch.isfinite(pred_cuda.grad).all()
     for name, value in cpu_terms.items():
         assert cuda_terms[name].item() == pytest.approx(value.item(), rel=1e-4), name
+
+
+# ---- the optional gain-domain term (GAIN-dB) -------------------------------------------------------
+GAIN = LossConfig(stft_windows=(8,), eesr_windows=(8,), gain_weight=1.0, gain_window=4, gain_floor_db=-40.0)
+
+
+def test_gain_term_off_by_default_leaves_the_paper_loss():
+    prediction, target = _signals(3)
+    total, terms = CompressorLoss()(prediction, target)
+    assert "gain_db" not in terms
+    with_zero_weight, _ = CompressorLoss(LossConfig(gain_weight=0.0))(prediction, target)
+    assert torch.equal(total, with_zero_weight)
+
+
+def test_gain_term_known_values():
+    # window 1: target 0.5, prediction 0.25 -> -6.02 dB; window 2: target 0.1, prediction 0.2 -> +6.02 dB
+    target = _t([0.5] * 4 + [0.1] * 4)
+    prediction = _t([0.25] * 4 + [0.2] * 4)
+    total, terms = CompressorLoss(GAIN)(prediction, target)
+    assert terms["gain_db"].item() == pytest.approx(20 * math.log10(2), rel=1e-5)
+    paper, _ = CompressorLoss(dataclasses.replace(GAIN, gain_weight=0.0))(prediction, target)
+    assert total.item() == pytest.approx(paper.item() + 20 * math.log10(2), rel=1e-5)
+
+
+def test_gain_term_zero_when_equal_and_ignores_windows_below_the_floor():
+    target = _t([0.5] * 4 + [0.001] * 4)  # second window at -60 dBFS, under the -40 dB floor
+    prediction = _t([0.5] * 4 + [0.1] * 4)  # wrong by 40 dB there only
+    _, terms = CompressorLoss(GAIN)(prediction, target)
+    assert terms["gain_db"].item() == 0.0
+    louder_floor = dataclasses.replace(GAIN, gain_floor_db=-80.0)
+    _, terms = CompressorLoss(louder_floor)(prediction, target)
+    assert terms["gain_db"].item() == pytest.approx(40.0 / 2, rel=1e-5)  # 40 dB in one window of two
+
+
+def test_gain_term_silent_target_gives_zero_with_a_graph():
+    prediction = _t([0.3] * 8).requires_grad_()
+    value = gain_error_db(prediction, torch.zeros(1, 1, 8), 4, -50.0)
+    assert value.item() == 0.0 and value.requires_grad
+
+
+def test_gain_term_gradient_flows_towards_the_target_level():
+    target = torch.full((2, 1, 4410), 0.5)  # 10 whole windows of 441 samples
+    prediction = torch.full((2, 1, 4410), 0.25, requires_grad=True)
+    total, terms = CompressorLoss(LossConfig(gain_weight=1.0, mae_weight=0.0, esr_weight=0.0,
+                                             mr_stft_weight=0.0, mr_eesr_weight=0.0))(prediction, target)
+    assert terms["gain_db"].item() == pytest.approx(20 * math.log10(2), rel=1e-4)
+    total.backward()
+    # too quiet everywhere: raising any sample lowers the loss
+    assert torch.isfinite(prediction.grad).all() and (prediction.grad < 0).all()
+
+
+def test_gain_term_silent_prediction_is_finite():
+    _, terms = CompressorLoss(GAIN)(torch.zeros(1, 1, 8), _t([0.5] * 8))
+    assert math.isfinite(terms["gain_db"].item()) and terms["gain_db"].item() > 100
+
+
+def test_gain_settings_refused_and_read_from_a_preset():
+    for bad in ({"gain_weight": -1.0}, {"gain_window": 0}, {"gain_floor_db": 3.0}, {"gain_floor_db": float("nan")}):
+        with pytest.raises(ConfigError):
+            LossConfig(**bad)
+    with pytest.raises(ConfigError, match="gain_wieght"):
+        LossConfig.from_dict({"gain_wieght": 0.1})
+    assert LossConfig.from_dict({"gain_weight": 0.1, "stft_windows": [512]}).stft_windows == (512,)
+    from neuralcomp.training.trainer import TrainingConfig
+    with pytest.raises(ConfigError, match="gain_wieght"):
+        TrainingConfig(loss={"gain_wieght": 0.1})
+    assert TrainingConfig(loss={"gain_weight": 0.1}).loss_config().gain_weight == 0.1
