@@ -43,6 +43,9 @@ def _state_description(streaming: StreamingSPTMod | StreamingTCN) -> list[dict[s
     model_shapes.append({"name": "pending_input", "shape": ["C", "phase" if paper else 0], "dtype": "float32"})
     queue = ["C", f"{streaming.latency_samples} - phase" if paper else 0]
     model_shapes.append({"name": "output_queue", "shape": queue, "dtype": "float32"})
+    if streaming.num_sidechain > 0:  # 'S' = sidechain channels per audio channel
+        model_shapes.append({"name": "pending_sidechain", "shape": ["C*S", "phase" if paper else 0],
+                             "dtype": "float32"})
     return model_shapes
 
 
@@ -63,6 +66,7 @@ def build_metadata(config: ModelConfig, provenance: dict[str, Any] | None, strea
              "mapping": c.mapping}
             for c in config.controls
         ],
+        "sidechain_channels": config.sidechain,
         "state": _state_description(streaming),
         "model_config": config.to_dict(),
         "provenance": provenance or {},

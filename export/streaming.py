@@ -24,7 +24,7 @@ audio is needed. Non-finite input mutes the buffer and restores that start state
 """
 
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -207,6 +207,7 @@ class StreamingSPTMod(nn.Module):
         # sequence[i + o] and sequence[i + o + 1], o = 2 - d (d = interpolation delay in frames)
         self.first_frame_offset = 1 if self.paper_mode else 0
         self.num_controls = config.num_controls
+        self.num_sidechain = config.sidechain  # key channels per audio channel (0: no sidechain input)
         self.control_names = [c.name for c in config.controls]
         self.control_minimum = [float(c.minimum) for c in config.controls]
         self.control_maximum = [float(c.maximum) for c in config.controls]
@@ -226,13 +227,16 @@ class StreamingSPTMod(nn.Module):
         self.linked = False  # stereo link: one modulation path drives the gain of every channel
         self.phase = 0  # samples of the current frame already seen
         self.register_buffer("pending_input", torch.zeros(1, 0))  # paper: (C, phase)
+        self.register_buffer("pending_sidechain", torch.zeros(self.num_sidechain, 0))  # paper: (C * S, phase)
         self.register_buffer("output_queue", torch.zeros(1, self.latency_samples))  # paper: (C, P-1-phase)
         self.register_buffer("film_controls", torch.full([max(self.num_controls, 1)], float("nan")))
         self.start_snapshot = []
         self.nonfinite_buffers = 0
 
     # ---- the real-time path -------------------------------------------------------------------
-    def forward(self, x: Tensor, controls: Tensor) -> Tensor:
+    def forward(self, x: Tensor, controls: Tensor, sidechain: Optional[Tensor] = None) -> Tensor:
+        """x (C, T) -> y (C, T); `sidechain` (C * S, T), rows c * S ... c * S + S - 1 keying channel c,
+        is required when the model has S > 0 sidechain channels and refused otherwise."""
         if x.dim() != 2 or x.size(0) != self.num_channels:
             raise ValueError(
                 "audio must be (channels, samples) with " + str(self.num_channels)
@@ -240,30 +244,58 @@ class StreamingSPTMod(nn.Module):
             )
         if x.dtype != torch.float32:
             raise ValueError("audio must be float32, got " + str(x.dtype))
+        key = self._checked_sidechain(x, sidechain)
         self._check_controls(controls, x.size(1))
         length = x.size(1)
         if length == 0:
             return torch.zeros_like(x)
-        if not bool(torch.isfinite(x).all()):
+        if not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(key).all()):
             self._restore(self.start_snapshot)
             self.nonfinite_buffers += 1
             return torch.zeros_like(x)
         film = self._film_for_call(controls, length)
         if self.paper_mode:
             buffered = torch.cat([self.pending_input, x], 1)
+            buffered_key = key
             whole = (self.phase + length) // self.pool_size * self.pool_size
             self.pending_input = buffered.narrow(1, whole, self.phase + length - whole)
+            if self.num_sidechain > 0:  # (models without one keep their state layout and file contents)
+                buffered_key = torch.cat([self.pending_sidechain, key], 1)
+                self.pending_sidechain = buffered_key.narrow(1, whole, self.phase + length - whole)
             queued = self.output_queue
             if whole > 0:
-                queued = torch.cat([queued, self._run(buffered.narrow(1, 0, whole), 0, film)], 1)
+                if self.num_sidechain > 0:
+                    buffered_key = buffered_key.narrow(1, 0, whole)
+                queued = torch.cat([queued, self._run(buffered.narrow(1, 0, whole), buffered_key, 0, film)], 1)
             y = queued.narrow(1, 0, length)
             self.output_queue = queued.narrow(1, length, queued.size(1) - length)
         else:
-            y = self._run(x, self.phase, film)
+            y = self._run(x, key, self.phase, film)
         self.phase = (self.phase + length) % self.pool_size
         return y
 
-    def _run(self, x: Tensor, phase: int, film: List[Tensor]) -> Tensor:
+    def _checked_sidechain(self, x: Tensor, sidechain: Optional[Tensor]) -> Tensor:
+        """The sidechain as (C * S, T) float32 (empty rows without one); ValueError naming both shapes."""
+        if sidechain is None:
+            if self.num_sidechain > 0:
+                raise ValueError(
+                    "this model is keyed by " + str(self.num_sidechain) + " sidechain channel(s) per audio channel: "
+                    "pass a sidechain of shape (" + str(x.size(0) * self.num_sidechain) + ", " + str(x.size(1))
+                    + ") with the audio " + str(x.shape))
+            return torch.zeros(0, x.size(1))
+        if self.num_sidechain == 0:
+            raise ValueError("this model has no sidechain input, got a sidechain of shape " + str(sidechain.shape))
+        rows = x.size(0) * self.num_sidechain
+        if sidechain.dim() != 2 or sidechain.size(0) != rows or sidechain.size(1) != x.size(1):
+            raise ValueError(
+                "sidechain of shape " + str(sidechain.shape) + " does not match the audio " + str(x.shape)
+                + ": expected (" + str(rows) + ", " + str(x.size(1)) + "), " + str(self.num_sidechain)
+                + " sidechain channel(s) per audio channel, as many samples")
+        if sidechain.dtype != torch.float32:
+            raise ValueError("sidechain must be float32, got " + str(sidechain.dtype))
+        return sidechain
+
+    def _run(self, x: Tensor, key: Tensor, phase: int, film: List[Tensor]) -> Tensor:
         length = x.size(1)
         if phase + length <= self.lo_index_table.size(0):
             lo_index = self.lo_index_table.narrow(0, phase, length)
@@ -276,10 +308,16 @@ class StreamingSPTMod(nn.Module):
             weight = self.interp_weights.index_select(0, position % self.pool_size).unsqueeze(1)
         a = x.unsqueeze(2)
         m = a
-        if self.linked and x.size(0) > 1:
+        linked = self.linked and x.size(0) > 1
+        if linked:
             # one detector for all channels: per sample, the channel of largest magnitude (signed)
             loudest = x.abs().argmax(0, keepdim=True)
             m = x.gather(0, loudest).unsqueeze(2)
+        if self.num_sidechain > 0:  # the modulation path starts as [x; keys], (D, T, 1 + S)
+            keys = key.view(x.size(0), self.num_sidechain, length)
+            if linked:  # keyed from the sidechain: per sample and key channel, the loudest channel's key
+                keys = keys.gather(0, keys.abs().argmax(0, keepdim=True))
+            m = torch.cat([m, keys.transpose(1, 2)], 2)
         for j, block in enumerate(self.blocks):
             m, a = block.process(m, a, phase, film[j], lo_index, hi_index, weight)
         return a.squeeze(2)
@@ -346,9 +384,13 @@ class StreamingSPTMod(nn.Module):
             block.zero_state(self._detector_channels())
         self.phase = 0
         self.pending_input = torch.zeros(num_channels, 0)
+        self.pending_sidechain = torch.zeros(num_channels * self.num_sidechain, 0)
         self.output_queue = torch.zeros(num_channels, self.latency_samples)
         self.start_snapshot = []
-        self.forward(torch.zeros(num_channels, self.start_state_samples), controls)
+        quiet_key: Optional[Tensor] = None
+        if self.num_sidechain > 0:
+            quiet_key = torch.zeros(num_channels * self.num_sidechain, self.start_state_samples)
+        self.forward(torch.zeros(num_channels, self.start_state_samples), controls, quiet_key)
         self.output_queue = torch.zeros(num_channels, self.latency_samples)  # latency samples are silent
         self.start_snapshot = self.get_state()
         # compact copies: the warm-up left the state as views of its large intermediates, which
@@ -372,6 +414,8 @@ class StreamingSPTMod(nn.Module):
                 names.append("block" + str(j) + "." + part)
         names.append("pending_input")
         names.append("output_queue")
+        if self.num_sidechain > 0:
+            names.append("pending_sidechain")
         return names
 
     @torch.jit.export
@@ -382,6 +426,8 @@ class StreamingSPTMod(nn.Module):
                 state.append(t.clone())
         state.append(self.pending_input.clone())
         state.append(self.output_queue.clone())
+        if self.num_sidechain > 0:
+            state.append(self.pending_sidechain.clone())
         return state
 
     @torch.jit.export
@@ -396,7 +442,8 @@ class StreamingSPTMod(nn.Module):
         if phase < 0 or phase >= self.pool_size:
             raise ValueError("state 'phase' " + str(phase) + " outside [0, pool_size)")
         num_channels = self.num_channels
-        if state[-1].dim() != 2 or state[-1].size(0) != num_channels:
+        queue_index = len(names) - 2 if self.num_sidechain > 0 else len(names) - 1
+        if state[queue_index].dim() != 2 or state[queue_index].size(0) != num_channels:
             raise ValueError(
                 "state 'output_queue' must be (" + str(num_channels) + ", samples): the stream has "
                 + str(num_channels) + " channel(s); reset to the snapshot's channel count first"
@@ -409,6 +456,8 @@ class StreamingSPTMod(nn.Module):
                 expected.append(shape)
         expected.append([num_channels, phase if self.paper_mode else 0])
         expected.append([num_channels, self.latency_samples - phase if self.paper_mode else 0])
+        if self.num_sidechain > 0:
+            expected.append([num_channels * self.num_sidechain, phase if self.paper_mode else 0])
         for i in range(1, len(names)):
             if state[i].dtype != torch.float32:
                 raise ValueError("state '" + names[i] + "' must be float32")
@@ -428,3 +477,5 @@ class StreamingSPTMod(nn.Module):
             i += 5
         self.pending_input = state[i].clone()
         self.output_queue = state[i + 1].clone()
+        if self.num_sidechain > 0:
+            self.pending_sidechain = state[i + 2].clone()

@@ -112,6 +112,7 @@ class SPTModConfig:
     mode: str = "causal"
     sample_rate: int = 44100
     spn: SPNConfig | None = field(default_factory=SPNConfig)
+    sidechain: int = 0  # external sidechain (key) channels; they feed the modulation path only
     description: str = ""
     architecture: str = "sptmod"
 
@@ -136,6 +137,8 @@ class SPTModConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.sample_rate < 1000:
             raise ConfigError(f"sample_rate {self.sample_rate} is not an audio rate")
+        if isinstance(self.sidechain, bool) or not isinstance(self.sidechain, int) or not 0 <= self.sidechain <= 8:
+            raise ConfigError(f"sidechain must be a number of channels in [0, 8], got {self.sidechain!r}")
         names = [c.name for c in self.controls]
         if len(set(names)) != len(names):
             raise ConfigError(f"control names must be unique, got {names}")

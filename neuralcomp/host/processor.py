@@ -12,7 +12,9 @@ Only the TorchScript backends import torch.
 from __future__ import annotations
 
 import difflib
+import json
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +67,35 @@ def _open_torchscript_cpp(path: Path) -> Any:
         raise ModelFileError(str(exc)) from exc
 
 
+def _sidechain_channels(path: Path) -> int:
+    """Sidechain channels per audio channel recorded in a model file's metadata (0 when none or unreadable:
+    the backend then names what is wrong with the file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/extra/neuralcomp_metadata.json")), None)
+            if name is None:
+                return 0
+            return int(json.loads(archive.read(name)).get("sidechain_channels", 0))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return 0
+
+
+# backends that take a sidechain buffer (the others refuse keyed models when asked for by name)
+_SIDECHAIN_BACKENDS = ("python",)
+
+
 def _open_backend(path: Path, backend: str) -> tuple[Any, str]:
     backend = _ALIASES.get(backend, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    keyed = _sidechain_channels(path) > 0
+    if keyed and backend not in ("auto", *_SIDECHAIN_BACKENDS):
+        raise ModelFileError(f"{path} is keyed by a sidechain, which backend {backend!r} cannot run yet; "
+                             f"use one of {list(_SIDECHAIN_BACKENDS)}")
+    if keyed:
+        from neuralcomp.host.torchscript_host import TorchScriptHost
+
+        return TorchScriptHost(path, 1), "python"
     if backend == "native" or (backend == "auto" and native_engine_available()):
         if not native_engine_available():
             raise ImportError("the native engine is not built (neuralcomp/host/_native*.so missing): run `make build`")
@@ -136,6 +163,11 @@ class Processor:
     @property
     def num_channels(self) -> int:
         return int(self._host.num_channels)
+
+    @property
+    def sidechain_channels(self) -> int:
+        """Sidechain (key) channels the model takes per audio channel; 0: it keys from its input."""
+        return int(getattr(self._host, "sidechain_channels", 0))
 
     @property
     def nonfinite_buffers(self) -> int:
@@ -254,9 +286,14 @@ class Processor:
         self._host.reset()
 
     def process(
-        self, audio: np.ndarray, sample_rate: float, buffer_size: int | None = None, reset: bool = True
+        self, audio: np.ndarray, sample_rate: float, buffer_size: int | None = None, reset: bool = True,
+        sidechain: np.ndarray | None = None,
     ) -> np.ndarray:
         """Process mono `(samples,)` or `(channels, samples)` audio; returns float32 of the same shape.
+
+        `sidechain`: the key of a model with `sidechain_channels` S > 0, `(samples,)` or
+        `(channels * S, samples)` (rows c * S ... c * S + S - 1 key channel c); it feeds the model's
+        detector only. When `linked`, the channels key from the loudest sidechain channel.
 
         `reset=True` starts from the start state (channels and sample rate may change);
         `reset=False` continues the stream, so calling it buffer by buffer equals one call.
@@ -267,6 +304,7 @@ class Processor:
         """
         frames = self._as_channels_first(audio)
         rate = self._check_rate(sample_rate)
+        key = self._checked_sidechain(sidechain, frames, rate)
         if buffer_size is not None and (int(buffer_size) != buffer_size or buffer_size < 1):
             raise AudioInputError(f"buffer_size must be a positive integer, got {buffer_size!r}")
         channels = frames.shape[0]
@@ -289,13 +327,19 @@ class Processor:
         run = self._host.process if self._adapter is None else self._process_resampled
         if self._input_level_db or self._output_level_db:  # trims: per-sample gains, so chunking stays exact
             run = self._with_trims(run)
+        if key is not None:
+            keyed_run = run
+            run = lambda block, start: keyed_run(block, np.ascontiguousarray(key[:, start:start + block.shape[1]]))
+        else:
+            unkeyed_run = run
+            run = lambda block, start: unkeyed_run(block)
         before = self.nonfinite_buffers
         step = frames.shape[1] if buffer_size is None else int(buffer_size)
         if frames.shape[1] == 0 or step >= frames.shape[1]:
-            out = run(frames)
+            out = run(frames, 0)
         else:
             out = np.concatenate(
-                [run(np.ascontiguousarray(frames[:, i : i + step])) for i in range(0, frames.shape[1], step)],
+                [run(np.ascontiguousarray(frames[:, i : i + step]), i) for i in range(0, frames.shape[1], step)],
                 axis=1,
             )
         muted = self.nonfinite_buffers - before
@@ -310,9 +354,40 @@ class Processor:
     __call__ = process
 
     def _with_trims(self, run: Any) -> Any:
+        """`run` with the input trim on the audio (and on the sidechain: the same converter) and the output trim."""
         gain_in = np.float32(10.0 ** (self._input_level_db / 20.0))
         gain_out = np.float32(10.0 ** (self._output_level_db / 20.0))
-        return lambda block: run(np.ascontiguousarray(block * gain_in, dtype=np.float32)) * gain_out
+
+        def trimmed(block: np.ndarray, *key: np.ndarray) -> np.ndarray:
+            keys = [np.ascontiguousarray(k * gain_in, dtype=np.float32) for k in key]
+            return run(np.ascontiguousarray(block * gain_in, dtype=np.float32), *keys) * gain_out
+
+        return trimmed
+
+    def _checked_sidechain(self, sidechain: Any, frames: np.ndarray, rate: int) -> np.ndarray | None:
+        """The sidechain as float32 (channels * S, samples), or AudioInputError naming both shapes."""
+        keys = self.sidechain_channels
+        if sidechain is None:
+            if keys:
+                raise AudioInputError(
+                    f"this model is keyed by {keys} sidechain channel(s) per audio channel: pass "
+                    f"sidechain= of shape ({frames.shape[0] * keys}, {frames.shape[1]}) with the audio {frames.shape}")
+            return None
+        if not keys:
+            raise AudioInputError("this model has no sidechain input; leave sidechain out")
+        if not isinstance(sidechain, np.ndarray) or sidechain.dtype not in (np.float32, np.float64):
+            raise AudioInputError(f"sidechain must be a float32 (or float64) numpy array, got {type(sidechain).__name__}"
+                                  + (f" of {sidechain.dtype}" if isinstance(sidechain, np.ndarray) else ""))
+        key = sidechain[None, :] if sidechain.ndim == 1 else sidechain
+        expected = (frames.shape[0] * keys, frames.shape[1])
+        if key.shape != expected:
+            raise AudioInputError(
+                f"sidechain of shape {sidechain.shape} does not match the audio {frames.shape}: expected "
+                f"{expected} ({keys} sidechain channel(s) per audio channel, as many samples)")
+        if rate != self.sample_rate:
+            raise AudioInputError(f"a sidechain is taken at the model's rate, {self.sample_rate} Hz, only; this audio "
+                                  f"is at {rate} Hz: resample both first")
+        return np.ascontiguousarray(key, dtype=np.float32)
 
     def _process_resampled(self, frames: np.ndarray) -> np.ndarray:
         """One host buffer at a rate other than the model's. A buffer holding NaN/Inf is output as zeros

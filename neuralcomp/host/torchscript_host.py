@@ -71,6 +71,8 @@ class TorchScriptHost:
         self.mode: str = str(m.mode)
         self.metadata_json: str = str(m.metadata_json)
         self.state_names: list[str] = list(m.state_names())
+        # files exported before the sidechain existed have no such attribute: no sidechain input
+        self.sidechain_channels: int = int(m.num_sidechain) if hasattr(m, "num_sidechain") else 0
         self._values = dict(zip(self.control_names, self.control_default))
         self._normalised = torch.tensor([self._normalise(i, v) for i, v in enumerate(self.control_default)],
                                         dtype=torch.float32)
@@ -97,10 +99,13 @@ class TorchScriptHost:
         with torch.inference_mode():
             self._module.reset(self.num_channels if num_channels is None else num_channels, self._normalised)
 
-    def process(self, audio: np.ndarray) -> np.ndarray:
-        """audio float32 (channels, frames), C-contiguous -> processed copy."""
+    def process(self, audio: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
+        """audio float32 (channels, frames), C-contiguous -> processed copy; `sidechain` float32
+        (channels * S, frames) for a model keyed by S sidechain channels."""
         with torch.inference_mode():
-            return self._module(torch.from_numpy(audio), self._normalised).numpy().copy()
+            if sidechain is None:
+                return self._module(torch.from_numpy(audio), self._normalised).numpy().copy()
+            return self._module(torch.from_numpy(audio), self._normalised, torch.from_numpy(sidechain)).numpy().copy()
 
     def set_control(self, name: str, value: float) -> None:
         i = self.control_names.index(name)

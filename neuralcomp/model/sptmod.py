@@ -168,7 +168,8 @@ class SPTMod(nn.Module):
         super().__init__()
         self.config = config
         self.plan = plan_lengths(config)
-        in_channels = (1,) + config.channels[:-1]
+        # the modulation path starts as [x; sidechain]: 1 + S channels (the audio path gets x only)
+        in_channels = (1 + config.sidechain,) + config.channels[:-1]
         last = config.num_blocks - 1
         self.blocks = nn.ModuleList(
             ModBlock(cin, cout, k, config, modulates_next=j < last)
@@ -197,13 +198,15 @@ class SPTMod(nn.Module):
         controls: torch.Tensor,
         state: list[BlockState] | None = None,
         initial_lstm: list[LSTMState] | None = None,
+        sidechain: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[BlockState]]:
         """x (B, 1, T), controls (B, n) in [0, 1] -> y (B, 1, L), new state.
 
         `state=None`: no padding, T = input_length(L), LSTMs from `initial_lstm` (zeros if None).
-        Otherwise cached padding: T = L, a multiple of P.
+        Otherwise cached padding: T = L, a multiple of P. `sidechain` (B, S, T): the key channels of a
+        model with `config.sidechain = S > 0` (required then, refused otherwise); modulation path only.
         """
-        self._check_inputs(x, controls)
+        self._check_inputs(x, controls, sidechain)
         length = x.shape[-1]
         if state is None:
             output_length = length - self.plan.extra_input_samples
@@ -217,7 +220,7 @@ class SPTMod(nn.Module):
             if len(state) != len(self.blocks):
                 raise ConfigError(f"state has {len(state)} blocks, the model {len(self.blocks)}")
         audio = x[..., length - output_length :]
-        modulation = x
+        modulation = x if sidechain is None else torch.cat([x, sidechain.to(x.dtype)], dim=1)
         new_state: list[BlockState] = []
         for j, block in enumerate(self.blocks):
             if state is None:  # left-crop to exactly what this block's conv needs
@@ -229,9 +232,20 @@ class SPTMod(nn.Module):
             new_state.append(block_state)
         return audio, new_state
 
-    def _check_inputs(self, x: torch.Tensor, controls: torch.Tensor) -> None:
+    def _check_inputs(self, x: torch.Tensor, controls: torch.Tensor, sidechain: torch.Tensor | None) -> None:
         if x.dim() != 3 or x.shape[1] != 1:
             raise AudioInputError(f"expected audio of shape (batch, 1, samples), got {tuple(x.shape)}")
+        keys = self.config.sidechain
+        if keys == 0 and sidechain is not None:
+            raise AudioInputError(f"this model has no sidechain input, got a sidechain of shape {tuple(sidechain.shape)}")
+        if keys > 0:
+            expected_sidechain = (x.shape[0], keys, x.shape[-1])
+            if sidechain is None:
+                raise AudioInputError(f"this model needs a sidechain of shape {expected_sidechain} "
+                                      f"(batch, sidechain channels, samples) with the audio {tuple(x.shape)}")
+            if tuple(sidechain.shape) != expected_sidechain:
+                raise AudioInputError(f"sidechain of shape {tuple(sidechain.shape)} does not match the audio "
+                                      f"{tuple(x.shape)}: expected {expected_sidechain}")
         expected = (x.shape[0], self.config.num_controls)
         if tuple(controls.shape) != expected:
             raise AudioInputError(f"expected controls of shape {expected}, got {tuple(controls.shape)}")
@@ -243,6 +257,9 @@ class SPTMod(nn.Module):
         The exported module's reset() computes the same; ST validation starts from it too.
         """
         batch = controls.shape[0]
-        silence = torch.zeros(batch, 1, start_state_samples(self.config), device=controls.device, dtype=controls.dtype)
-        _, state = self(silence, controls, self.zero_state(batch))
+        samples = start_state_samples(self.config)
+        silence = torch.zeros(batch, 1, samples, device=controls.device, dtype=controls.dtype)
+        quiet_key = (torch.zeros(batch, self.config.sidechain, samples, device=controls.device, dtype=controls.dtype)
+                     if self.config.sidechain else None)
+        _, state = self(silence, controls, self.zero_state(batch), sidechain=quiet_key)
         return state

@@ -7,6 +7,7 @@ import torch
 from neuralcomp.config import generic_controls, load_preset
 from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
+from neuralcomp.training.loss import LossConfig
 from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
 from neuralcomp.training.trainer import Trainer, TrainingConfig
 
@@ -175,3 +176,16 @@ def test_bf16_autocast_path_trains_on_the_cpu(tmp_path):
         results[autocast] = [p.detach().clone() for p in trainer.model.parameters()]
     assert all(torch.isfinite(p).all() for p in results[True])
     assert any(not torch.equal(a, b) for a, b in zip(results[False], results[True]))
+
+
+def test_the_preset_loss_settings_reach_the_trainer(tmp_path):
+    """A "loss" object in the training preset adds the gain-domain term; without it the paper's loss runs."""
+    items = _items()
+    paper = Trainer(_model(), _config(), items, [], tmp_path / "paper", log=lambda s: None)
+    terms, _ = paper.train_iteration()
+    assert "gain_db" not in terms and paper.loss.config == LossConfig()
+    keyed = Trainer(_model(), _config(loss={"gain_weight": 0.5}), items, [], tmp_path / "gain", log=lambda s: None)
+    gain_terms, _ = keyed.train_iteration()
+    assert gain_terms["gain_db"] > 0
+    paper_part = sum(w * gain_terms[k] for w, k in ((100, "mae"), (1, "esr"), (1, "mr_stft"), (1, "mr_eesr")))
+    assert gain_terms["total"] == pytest.approx(paper_part + 0.5 * gain_terms["gain_db"], rel=1e-5)

@@ -1,0 +1,171 @@
+"""External sidechain (issue 12 part 4): key channels feed the modulation path only; the exported module
+takes (audio, controls, sidechain), stays bitwise streaming-exact and matches the training module; shapes
+that do not match are refused with errors that name both; models without a sidechain are unchanged."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export import export_model
+from neuralcomp.config import generic_controls, load_preset
+from neuralcomp.errors import AudioInputError, ConfigError, ModelFileError
+from neuralcomp.host.processor import Processor
+from neuralcomp.host.torchscript_host import load_torchscript
+from neuralcomp.model.sptmod import SPTMod
+from tests.conftest import noise
+from tests.streaming_helpers import control_schedule, control_track, random_partition, run_seed
+
+
+def _keyed_model(mode: str, keys: int = 1, controls: int = 2, seed: int = 0) -> SPTMod:
+    torch.manual_seed(seed)
+    return SPTMod(load_preset("tiny", mode=mode, controls=generic_controls(controls), sidechain=keys)).eval()
+
+
+@pytest.fixture(scope="module")
+def keyed_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("keyed")
+    cache: dict[tuple[str, int], tuple[Path, SPTMod]] = {}
+
+    def get(mode: str = "causal", keys: int = 1) -> tuple[Path, SPTMod]:
+        if (mode, keys) not in cache:
+            model = _keyed_model(mode, keys)
+            cache[(mode, keys)] = (export_model(model, root / f"keyed_{mode}_{keys}.ts", {"test": True}), model)
+        return cache[(mode, keys)]
+
+    return get
+
+
+def _stream(module, x, key, sizes, schedule):
+    module.reset(x.shape[0], torch.from_numpy(schedule[0]))
+    outputs, position = [], 0
+    for size, controls in zip(sizes, schedule):
+        window = slice(position, position + size)
+        outputs.append(module(x[:, window], torch.from_numpy(controls), key[:, window]))
+        position += size
+    return torch.cat(outputs, dim=1)
+
+
+def _one_call(module, x, key, sizes, schedule):
+    module.reset(x.shape[0], torch.from_numpy(schedule[0]))
+    return module(x, torch.from_numpy(control_track(sizes, schedule)), key)
+
+
+@pytest.mark.parametrize("mode, keys, channels, linked", [
+    ("causal", 1, 1, False), ("paper", 1, 1, False), ("causal", 2, 2, False), ("paper", 1, 2, True),
+    ("causal", 2, 2, True)])
+def test_random_partitions_with_a_sidechain_are_bitwise_identical_to_one_call(keyed_files, mode, keys, channels,
+                                                                             linked):
+    module = load_torchscript(keyed_files(mode, keys)[0])
+    seed = run_seed()
+    rng = np.random.default_rng(seed)
+    with torch.inference_mode():
+        module.set_linked(linked, torch.full((2,), 0.5))
+        for case in range(1):
+            sizes = random_partition(rng, int(rng.integers(1000, 3000)))
+            x = torch.from_numpy(noise(sum(sizes), channels=channels, seed=int(rng.integers(2**31)), level=0.1))
+            key = torch.from_numpy(noise(sum(sizes), channels=channels * keys, seed=int(rng.integers(2**31))))
+            schedule = control_schedule(len(sizes), 2, int(rng.integers(2**31)))
+            streamed = _stream(module, x, key, sizes, schedule)
+            reference = _one_call(module, x, key, sizes, schedule)
+            assert torch.equal(streamed, reference), (
+                f"NEURALCOMP_TEST_SEED={seed} repeats this: case {case}, sizes {sizes}, "
+                f"max diff {(streamed - reference).abs().max()}")
+
+
+@pytest.mark.parametrize("mode", ["causal", "paper"])
+def test_exported_keyed_module_matches_training_module_and_the_key_matters(keyed_files, mode):
+    path, model = keyed_files(mode, 1)
+    module = load_torchscript(path)
+    latency = int(module.latency_samples)
+    ctl = torch.tensor([0.3, 0.8])
+    x = torch.from_numpy(noise(3 * 4096, seed=7, level=0.1))
+    key = torch.from_numpy(noise(3 * 4096, seed=8))
+    with torch.inference_mode():
+        module.reset(1, ctl)
+        exported = module(x, ctl, key)
+        module.reset(1, ctl)
+        other_key = module(x, ctl, 0.1 * key)
+        trained, _ = model(x[:, None, :], ctl[None], model.start_state(ctl[None]), sidechain=key[:, None, :])
+    diff = (exported[0, latency:] - trained[0, 0, : x.shape[1] - latency]).abs().max().item()
+    assert diff <= 1e-6, diff
+    assert (exported - other_key).abs().max() > 1e-4  # the key drives the modulation
+
+
+def test_training_module_no_padding_call_and_the_audio_path_gets_the_main_input_only():
+    model = _keyed_model("causal", 1)
+    ctl = torch.tensor([[0.5, 0.5]])
+    x = torch.from_numpy(noise(model.input_length(4096), seed=1))[None]
+    key = torch.from_numpy(noise(model.input_length(4096), seed=2))[None]
+    with torch.no_grad():
+        y, _ = model(x, ctl, sidechain=key)
+        doubled, _ = model(2 * x, ctl, sidechain=key)
+    assert y.shape == (1, 1, 4096)
+    # with the key fixed, the modulation depends on x only through the detector input
+    assert model.blocks[0].conv.in_channels == 2
+    assert not torch.allclose(doubled, 2 * y)
+
+
+def test_mismatched_sidechains_are_refused_naming_both_shapes(keyed_files):
+    model = _keyed_model("causal", 2)
+    x, ctl = torch.zeros(1, 1, model.input_length(64)), torch.zeros(1, 2)
+    with pytest.raises(AudioInputError, match=r"sidechain of shape \(1, 2, 10\).*audio \(1, 1, "):
+        model(x, ctl, sidechain=torch.zeros(1, 2, 10))
+    with pytest.raises(AudioInputError, match="needs a sidechain"):
+        model(x, ctl)
+    with pytest.raises(AudioInputError, match="no sidechain input"):
+        _keyed_model("causal", 0)(x, ctl, sidechain=torch.zeros(1, 1, x.shape[-1]))
+
+    processor = Processor(keyed_files("causal", 2)[0], backend="python")
+    assert processor.sidechain_channels == 2
+    stereo = noise(1000, channels=2)
+    for bad in (noise(999, channels=4), noise(1000, channels=2), noise(1000)[0]):
+        with pytest.raises(AudioInputError, match=re.escape(f"sidechain of shape {bad.shape}") + r".*audio \(2, 1000\).*\(4, 1000\)"):
+            processor.process(stereo, 44100, sidechain=bad)
+    with pytest.raises(AudioInputError, match=r"pass sidechain= of shape \(4, 1000\)"):
+        processor.process(stereo, 44100)
+    with pytest.raises(AudioInputError, match="model's rate"):
+        processor.process(stereo, 48000, sidechain=noise(1000, channels=4))
+    with pytest.raises(ModelFileError, match="sidechain"):
+        Processor(keyed_files("causal", 2)[0], backend="torchscript")
+    with pytest.raises(ConfigError, match="sidechain"):
+        load_preset("tiny", sidechain=-1)
+
+
+def test_processor_with_a_sidechain_buffers_exactly_and_links_from_the_key(keyed_files):
+    processor = Processor(keyed_files("paper", 1)[0], backend="python")
+    mono, key = noise(3000, seed=3, level=0.1)[0], noise(3000, seed=4)[0]
+    whole = processor.process(mono, 44100, sidechain=key)
+    assert np.array_equal(processor.process(mono, 44100, buffer_size=77, sidechain=key), whole)
+    # linked stereo of one signal twice: keyed from the louder sidechain channel, whichever it is
+    processor.linked = True
+    stereo = np.stack([mono, mono])
+    louder_left = processor.process(stereo, 44100, sidechain=np.stack([key, 0.5 * key]))
+    louder_right = processor.process(stereo, 44100, sidechain=np.stack([0.5 * key, key]))
+    assert np.array_equal(louder_left, louder_right)
+    assert np.array_equal(louder_left[0], whole) and np.array_equal(louder_left[1], whole)
+
+
+def test_models_without_a_sidechain_keep_their_layout(model_files):
+    module = load_torchscript(model_files("sptmod25", "paper", 7)[0])
+    assert int(module.num_sidechain) == 0 and "pending_sidechain" not in module.state_names()
+    assert SPTMod(load_preset("sptmod25")).blocks[0].conv.in_channels == 1
+    with torch.inference_mode(), pytest.raises(torch.jit.Error, match="no sidechain input"):
+        module(torch.zeros(1, 64), torch.zeros(7), torch.zeros(1, 64))
+
+
+def test_keyed_snapshot_restores_the_pending_sidechain(keyed_files):
+    module = load_torchscript(keyed_files("paper", 1)[0])
+    ctl = torch.full((2,), 0.5)
+    x, key = torch.from_numpy(noise(4000, seed=5, level=0.1)), torch.from_numpy(noise(4000, seed=6))
+    with torch.inference_mode():
+        module.reset(1, ctl)
+        module(x[:, :1234], ctl, key[:, :1234])  # 1234 = 19 frames + 18 samples pending
+        snapshot = dict(zip(module.state_names(), module.get_state()))
+        assert snapshot["pending_sidechain"].shape == (1, 1234 % 64)
+        expected = module(x[:, 1234:], ctl, key[:, 1234:])
+        module(x[:, :500], ctl, key[:, :500])  # wander off
+        module.set_state(list(snapshot.values()))
+        assert torch.equal(module(x[:, 1234:], ctl, key[:, 1234:]), expected)
