@@ -133,13 +133,18 @@ def source_config(dataset: Dataset) -> SourceConfig | None:
     return SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items() if k in fields})
 
 
-def streamed_aligned(processor: Processor, audio: np.ndarray, sample_rate: int, buffer_size: int | None) -> np.ndarray:
-    """Stream `audio` through `processor` from its start state, then undo its latency at that rate: the
-    output runs on for `latency_at(rate)` samples of silence and as many are dropped in front, so sample t
-    answers input sample t (as the target does) and the length is the input's."""
+def streamed_aligned(processor: Processor, audio: np.ndarray, sample_rate: int, buffer_size: int | None,
+                     sidechain: np.ndarray | None = None) -> np.ndarray:
+    """Stream `audio` (and its `sidechain`, for a keyed model) through `processor` from its start state, then
+    undo its latency at that rate: the output runs on for `latency_at(rate)` samples of silence and as many
+    are dropped in front, so sample t answers input sample t (as the target does) and the length is the input's."""
     latency = processor.latency_at(sample_rate)
-    padded = np.concatenate((audio, np.zeros(audio.shape[:-1] + (latency,), audio.dtype)), axis=-1)
-    return processor.process(padded, sample_rate, buffer_size=buffer_size, reset=True)[..., latency:]
+
+    def padded(signal: np.ndarray) -> np.ndarray:
+        return np.concatenate((signal, np.zeros(signal.shape[:-1] + (latency,), signal.dtype)), axis=-1)
+
+    key = None if sidechain is None else padded(sidechain)
+    return processor.process(padded(audio), sample_rate, buffer_size=buffer_size, reset=True, sidechain=key)[..., latency:]
 
 
 def check_controls_match(processor: Processor, dataset: Dataset) -> None:
@@ -165,7 +170,7 @@ def evaluate(processor: Processor, dataset: Dataset, indices: Sequence[int], buf
             normalised = item.controls[name]
             controls[name] = specs[name].value_at(normalised)
             processor.set_control(name, controls[name])
-        output = streamed_aligned(processor, audio, dataset.sample_rate, buffer_size)
+        output = streamed_aligned(processor, audio, dataset.sample_rate, buffer_size, item.load_sidechain())
         with torch.no_grad():
             _, terms = loss(torch.from_numpy(output[None, None].copy()), torch.from_numpy(target[None, None].copy()))
         sections = {s["name"]: (int(s["start"]), int(s["end"])) for s in item.entry.get("sections", [])}

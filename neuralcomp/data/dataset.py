@@ -19,7 +19,8 @@ On-disk format (``FORMAT`` = "neuralcomp-dataset", ``FORMAT_VERSION`` = 1)::
 * ``source``: the SourceConfig fields of item 0 (item i used ``seed = source.seed + i``), null for captures;
   ``music_dir``, ``synthetic_music``
 * ``items``: list of ``{"id": "000", "index": 0, "input": "items/000_input.wav", "target":
-  "items/000_target.wav", "controls": {name: x}, "parameters": {plugin parameter: value}, "length": samples,
+  "items/000_target.wav", ["sidechain": "items/000_sidechain.wav" (float32, S channels: the key a keyed
+  compressor listened to; every item or none)], "controls": {name: x}, "parameters": {plugin parameter: value}, "length": samples,
   "peak_input_db", "peak_target_db", "dc_removed": mean subtracted from the target, "sections":
   [{"name", "start", "end"}], "seed"}`` (captures add ``"name"``, ``"raw_controls"``, ``"alignment"``)
 * ``splits``: "splits.json"
@@ -263,11 +264,17 @@ class DatasetWriter:
         (self.tmp / "items").mkdir(parents=True)
         self.overwrite = overwrite
 
-    def write_item(self, index: int, inp: np.ndarray, tgt: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    def write_item(self, index: int, inp: np.ndarray, tgt: np.ndarray, sample_rate: int,
+                   sidechain: np.ndarray | None = None) -> dict[str, Any]:
+        """Write one item's WAVs; `sidechain` (S, samples) or (samples,) adds an S-channel key file."""
         item_id = f"{index:03d}"
         files = {"input": f"items/{item_id}_input.wav", "target": f"items/{item_id}_target.wav"}
         write_wav(self.tmp / files["input"], inp, sample_rate)
         write_wav(self.tmp / files["target"], tgt, sample_rate)
+        if sidechain is not None:
+            files["sidechain"] = f"items/{item_id}_sidechain.wav"
+            key = np.atleast_2d(np.asarray(sidechain, np.float32))
+            sf.write(str(self.tmp / files["sidechain"]), key.T, sample_rate, subtype="FLOAT")
         return {"id": item_id, "index": index, **files}
 
     def finish(self, manifest: dict[str, Any], splits: dict[str, Any] | None) -> Path:
@@ -382,6 +389,22 @@ class DatasetItem:
     length: int
     sample_rate: int
     entry: dict[str, Any]  # the item's full manifest entry
+    sidechain_path: Path | None = None  # the key a keyed compressor listened to, (samples, S) WAV
+
+    def load_sidechain(self) -> np.ndarray | None:
+        """The sidechain as float32 (S, length), checked like the audio; None when the item has none."""
+        if self.sidechain_path is None:
+            return None
+        try:
+            key, rate = sf.read(str(self.sidechain_path), dtype="float32", always_2d=True)
+        except Exception as exc:  # missing file, soundfile's LibsndfileError
+            raise DatasetError(f"item {self.id}: cannot read the sidechain {self.sidechain_path}: {exc}") from exc
+        if rate != self.sample_rate or len(key) != self.length:
+            raise DatasetError(f"item {self.id}: sidechain {self.sidechain_path.name} has {len(key)} samples at "
+                               f"{rate} Hz, the item {self.length} at {self.sample_rate} Hz")
+        if not np.all(np.isfinite(key)):
+            raise DatasetError(f"item {self.id}: {self.sidechain_path.name} contains NaN or infinity")
+        return np.ascontiguousarray(key.T)
 
     def control_vector(self, names: Sequence[str]) -> np.ndarray:
         return np.array([self.controls[n] for n in names], dtype=np.float32)
@@ -419,6 +442,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def sidechain_channels(self) -> int:
+        """Channels of the items' sidechain (key) track; 0 when they have none."""
+        return _sidechain_channels(self.items[0])
 
     def __getitem__(self, i: int) -> DatasetItem:
         return self.items[i]
@@ -472,7 +500,8 @@ def load_dataset(dataset_dir: str | Path, check_audio: bool = False) -> Dataset:
             items.append(DatasetItem(id=str(e["id"]), index=int(e.get("index", len(items))),
                                      input_path=root / e["input"], target_path=root / e["target"],
                                      controls={n: float(e["controls"][n]) for n in names},
-                                     length=int(e["length"]), sample_rate=rate, entry=e))
+                                     length=int(e["length"]), sample_rate=rate, entry=e,
+                                     sidechain_path=root / e["sidechain"] if e.get("sidechain") else None))
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"{path} is corrupt: missing or invalid field {exc!r}") from exc
     if not items:
@@ -495,6 +524,29 @@ def load_dataset(dataset_dir: str | Path, check_audio: bool = False) -> Dataset:
                                f"{lengths['target']}")
         if lengths["input"] != item.length:
             raise DatasetError(f"item {item.id}: files have {lengths['input']} samples, manifest says {item.length}")
+        _check_sidechain_file(item, rate)
         if check_audio:
             item.load()
+    keys = {_sidechain_channels(item) for item in items}
+    if len(keys) > 1:
+        raise DatasetError(f"{path}: items differ in sidechain channels ({sorted(keys)}); every item needs the same")
     return Dataset(path=root, items=items, control_names=names, sample_rate=rate, manifest=manifest)
+
+
+def _sidechain_channels(item: DatasetItem) -> int:
+    return 0 if item.sidechain_path is None else int(sf.info(str(item.sidechain_path)).channels)
+
+
+def _check_sidechain_file(item: DatasetItem, rate: int) -> None:
+    """DatasetError unless the item's sidechain file (if any) is readable at the dataset's rate and length."""
+    if item.sidechain_path is None:
+        return
+    if not item.sidechain_path.is_file():
+        raise DatasetError(f"item {item.id}: sidechain file {item.sidechain_path} is missing")
+    try:
+        info = sf.info(str(item.sidechain_path))
+    except Exception as exc:
+        raise DatasetError(f"item {item.id}: sidechain file {item.sidechain_path} is not readable audio: {exc}") from exc
+    if info.samplerate != rate or info.frames != item.length:
+        raise DatasetError(f"item {item.id}: sidechain {item.sidechain_path.name} has {info.frames} samples at "
+                           f"{info.samplerate} Hz, the item {item.length} at {rate} Hz")

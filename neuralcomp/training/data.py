@@ -13,5 +13,5 @@ def training_items(dataset: Dataset, indices: Sequence[int]) -> list[TrainingIte
     for i in indices:
         item = dataset[i]
         audio, target = item.load()
-        items.append(TrainingItem(audio, target, item.control_vector(dataset.control_names)))
+        items.append(TrainingItem(audio, target, item.control_vector(dataset.control_names), item.load_sidechain()))
     return items

@@ -26,6 +26,7 @@ class TrainingItem:
     input: np.ndarray  # (samples,) float32
     target: np.ndarray  # (samples,) float32
     controls: np.ndarray  # (n,) float32
+    sidechain: np.ndarray | None = None  # (S, samples) float32: the key of a sidechain model, else None
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Batch:
     input: torch.Tensor  # (B, 1, L_in0 + (N - 1) L)
     target: torch.Tensor
     controls: torch.Tensor  # (B, n)
+    sidechain: torch.Tensor | None = None  # (B, S, L_in0 + (N - 1) L), or None
 
 
 class TBPTTSequences:
@@ -48,6 +50,10 @@ class TBPTTSequences:
         self.length = length
         self.seed = seed
         self.drop_last = drop_last  # training drops the incomplete last batch; validation keeps it
+        keys = {0 if item.sidechain is None else item.sidechain.shape[0] for item in items}
+        if keys != {model.config.sidechain} and items:
+            raise ConfigError(f"the model takes {model.config.sidechain} sidechain channel(s), the items have "
+                              f"{sorted(keys)}")
         self.first_length = first_iteration_input_length(model.config, length, use_spn and model.spn is not None)
         self.sequence_length = self.first_length + (subsequences - 1) * length
         step = subsequences * length
@@ -73,7 +79,11 @@ class TBPTTSequences:
         x = np.stack([self.items[i].input[s:s + n] for i, s in picks])[:, None, :]
         y = np.stack([self.items[i].target[s:s + n] for i, s in picks])[:, None, :]
         c = np.stack([self.items[i].controls for i, _ in picks])
-        return Batch(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), torch.from_numpy(c.astype(np.float32)))
+        key = None
+        if self.items[0].sidechain is not None:
+            key = torch.from_numpy(np.stack([self.items[i].sidechain[:, s:s + n] for i, s in picks]).copy())
+        return Batch(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), torch.from_numpy(c.astype(np.float32)),
+                     key)
 
     def piece_bounds(self, piece: int) -> tuple[int, int]:
         """[start, end) of TBPTT piece `piece` inside a long sequence."""

@@ -135,11 +135,14 @@ def streamed_losses(model: Model, items: list[TrainingItem], loss: CompressorLos
     for usable, members in by_length.items():
         controls = torch.from_numpy(np.stack([items[k].controls for k in members])).to(device)
         x = torch.from_numpy(np.stack([items[k].input[:usable] for k in members])[:, None]).to(device)
+        key = (torch.from_numpy(np.stack([items[k].sidechain[:, :usable] for k in members])).to(device)
+               if items[members[0]].sidechain is not None else None)
         state = model.start_state(controls)
         outputs = []
         chunk = max(ST_CHUNK_FRAMES * pool, ST_MIN_CHUNK_SAMPLES)
         for start in range(0, usable, chunk):
-            y, state = model(x[..., start:start + chunk], controls, state)
+            y, state = model(x[..., start:start + chunk], controls, state,
+                             sidechain=None if key is None else key[..., start:start + chunk])
             outputs.append(y)
         prediction = torch.cat(outputs, -1)
         for row, k in enumerate(members):
@@ -293,15 +296,18 @@ class Trainer:
         x = batch.input[..., start:end].to(self.device)
         y = batch.target[..., start:end].to(self.device)
         controls = batch.controls.to(self.device)
+        key = None if batch.sidechain is None else batch.sidechain[..., start:end].to(self.device)
         length = self.config.length
         if piece == 0:  # SPN on the lookback window just before the outputs, processor without padding
             initial = None
             if self.config.use_spn and model.spn is not None:
                 window = slice(x.shape[-1] - length - model.spn.lookback_samples, x.shape[-1] - length)
                 initial = model.spn(x[..., window], y[..., window], controls)
-            prediction, state = model(x[..., x.shape[-1] - model.input_length(length):], controls, None, initial)
+            needed = x.shape[-1] - model.input_length(length)
+            prediction, state = model(x[..., needed:], controls, None, initial,
+                                      sidechain=None if key is None else key[..., needed:])
         else:
-            prediction, state = model(x, controls, carried)
+            prediction, state = model(x, controls, carried, sidechain=key)
         return prediction, state, y[..., y.shape[-1] - length:]
 
     def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
@@ -314,7 +320,8 @@ class Trainer:
         bounds = self.train.piece_bounds(piece)
         local = batch
         if self.parallel is not None:  # this process's slice of the batch
-            local = Batch(*(self.parallel.shard(t) for t in (batch.input, batch.target, batch.controls)))
+            local = Batch(*(None if t is None else self.parallel.shard(t)
+                            for t in (batch.input, batch.target, batch.controls, batch.sidechain)))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried)
             if self.parallel is not None:  # the loss of the whole batch, as one process computes it
