@@ -66,7 +66,7 @@ def build_metadata(config: ModelConfig, provenance: dict[str, Any] | None, strea
              "mapping": c.mapping}
             for c in config.controls
         ],
-        "sidechain_channels": config.sidechain,
+        "sidechain_channels": getattr(config, "sidechain", 0),  # a TCN has no sidechain input
         "state": _state_description(streaming),
         "model_config": config.to_dict(),
         "provenance": provenance or {},

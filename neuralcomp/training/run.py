@@ -116,7 +116,8 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     pretrained, spn_included = load_pretrained(init) if init is not None else (None, True)
     # the dataset's rate is the model's: the start-state silence and every time constant follow it
     changes = {"mode": mode, "controls": dataset.controls, "sample_rate": dataset.sample_rate,
-               "sidechain": dataset.sidechain_channels, **(model_overrides or {})}
+               **({"sidechain": dataset.sidechain_channels} if dataset.sidechain_channels else {}),
+               **(model_overrides or {})}
     if model_preset is None and pretrained is not None:
         model_config = pretrained.config.with_changes(**changes)
     else:

@@ -51,9 +51,9 @@ class TBPTTSequences:
         self.seed = seed
         self.drop_last = drop_last  # training drops the incomplete last batch; validation keeps it
         keys = {0 if item.sidechain is None else item.sidechain.shape[0] for item in items}
-        if keys != {model.config.sidechain} and items:
-            raise ConfigError(f"the model takes {model.config.sidechain} sidechain channel(s), the items have "
-                              f"{sorted(keys)}")
+        wanted = getattr(model.config, "sidechain", 0)  # architectures without a sidechain input take none
+        if items and keys != {wanted}:
+            raise ConfigError(f"the model takes {wanted} sidechain channel(s), the items have {sorted(keys)}")
         self.first_length = first_iteration_input_length(model.config, length, use_spn and model.spn is not None)
         self.sequence_length = self.first_length + (subsequences - 1) * length
         step = subsequences * length

@@ -141,8 +141,8 @@ def streamed_losses(model: Model, items: list[TrainingItem], loss: CompressorLos
         outputs = []
         chunk = max(ST_CHUNK_FRAMES * pool, ST_MIN_CHUNK_SAMPLES)
         for start in range(0, usable, chunk):
-            y, state = model(x[..., start:start + chunk], controls, state,
-                             sidechain=None if key is None else key[..., start:start + chunk])
+            keyed = {} if key is None else {"sidechain": key[..., start:start + chunk]}  # sidechain models only
+            y, state = model(x[..., start:start + chunk], controls, state, **keyed)
             outputs.append(y)
         prediction = torch.cat(outputs, -1)
         for row, k in enumerate(members):
@@ -304,10 +304,10 @@ class Trainer:
                 window = slice(x.shape[-1] - length - model.spn.lookback_samples, x.shape[-1] - length)
                 initial = model.spn(x[..., window], y[..., window], controls)
             needed = x.shape[-1] - model.input_length(length)
-            prediction, state = model(x[..., needed:], controls, None, initial,
-                                      sidechain=None if key is None else key[..., needed:])
+            keyed = {} if key is None else {"sidechain": key[..., needed:]}  # sidechain models only
+            prediction, state = model(x[..., needed:], controls, None, initial, **keyed)
         else:
-            prediction, state = model(x, controls, carried, sidechain=key)
+            prediction, state = model(x, controls, carried, **({} if key is None else {"sidechain": key}))
         return prediction, state, y[..., y.shape[-1] - length:]
 
     def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
