@@ -38,7 +38,7 @@ std::string describe(const py::handle& obj) {
   return "an object of type " + py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
 }
 
-py::array process(StreamingHost& host, const py::object& obj) {
+py::array process(StreamingHost& host, const py::object& obj, const py::object& sidechain) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::value_error("process expects a numpy float32 array of shape (channels, frames), got " +
                           describe(obj));
@@ -54,12 +54,29 @@ py::array process(StreamingHost& host, const py::object& obj) {
   }
   const int64_t channels = x.shape(0);
   const int64_t frames = x.shape(1);
+  py::array key;
+  const float* key_data = nullptr;
+  if (!sidechain.is_none()) {
+    const int64_t rows = channels * host.sidechain_channels();
+    if (host.sidechain_channels() == 0) throw py::value_error("this model has no sidechain input");
+    if (!py::isinstance<py::array>(sidechain)) {
+      throw py::value_error("sidechain must be a numpy float32 array, got " + describe(sidechain));
+    }
+    key = py::array::ensure(sidechain, py::array::c_style);
+    if (!key) throw py::error_already_set();
+    if (!key.dtype().equal(py::dtype::of<float>()) || key.ndim() != 2 || key.shape(0) != rows ||
+        key.shape(1) != frames) {
+      throw py::value_error("sidechain: " + describe(sidechain) + " does not match the audio, " + describe(obj) +
+                            ": expected float32 (" + std::to_string(rows) + ", " + std::to_string(frames) + ")");
+    }
+    key_data = static_cast<const float*>(key.data());
+  }
   py::array_t<float> y({static_cast<py::ssize_t>(channels), static_cast<py::ssize_t>(frames)});
   const float* in = static_cast<const float*>(x.data());
   float* out = y.mutable_data();
   {
     py::gil_scoped_release release;
-    host.process(in, out, channels, frames);
+    host.process(in, out, channels, frames, key_data);
   }
   return y;
 }
@@ -175,10 +192,13 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
       .def(py::init<const std::string&, int>(), py::arg("path"), py::arg("num_channels") = 1,
            py::call_guard<py::gil_scoped_release>(),
            "Load the model at `path` for a stream of `num_channels` channels (raises ModelLoadError).")
-      .def("process", &process, py::arg("x"),
+      .def("process", &process, py::arg("x"), py::arg("sidechain") = py::none(),
            "Process one buffer: x is a float32 array (channels, frames) with channels equal to num_channels\n"
            "(C-contiguous avoids a copy); returns a new float32 array of the same shape. Other dtypes or\n"
-           "shapes raise ValueError. Releases the GIL while processing.")
+           "shapes raise ValueError. Releases the GIL while processing. `sidechain`: float32\n"
+           "(channels * sidechain_channels, frames) for a keyed model, else None.")
+      .def_property_readonly("sidechain_channels", &StreamingHost::sidechain_channels,
+                             "Sidechain (key) channels per audio channel; 0: the model keys from its input.")
       .def("time_buffers", &time_buffers, py::arg("x"), py::arg("buffer_size"), py::arg("warmup_calls") = 20,
            "Seconds per host call, timed in C++, streaming x in buffers.")
       .def(

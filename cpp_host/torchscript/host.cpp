@@ -172,6 +172,8 @@ StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : 
   pool_size_ = int_attr("pool_size");
   latency_samples_ = int_attr("latency_samples");
   num_controls_ = int_attr("num_controls");
+  // files exported before the sidechain existed, and TCNs, have no such attribute: no sidechain input
+  sidechain_channels_ = module_.hasattr("num_sidechain") ? int_attr("num_sidechain") : 0;
   int_attr("num_channels");
   int_attr("nonfinite_buffers");
   mode_ = str_attr("mode");
@@ -229,7 +231,9 @@ StreamingHost::StreamingHost(const std::string& model_path, int num_channels) : 
     use_one_thread_here();
     c10::InferenceMode guard;
     for (const int64_t frames : kWarmupSizes) {
-      module_.forward({at::zeros({static_cast<int64_t>(num_channels), frames}), controls_});
+      std::vector<c10::IValue> inputs{at::zeros({static_cast<int64_t>(num_channels), frames}), controls_};
+      if (sidechain_channels_ > 0) inputs.emplace_back(at::zeros({num_channels * sidechain_channels_, frames}));
+      module_.forward(inputs);
     }
     reset_locked(num_channels);
   } catch (const std::invalid_argument&) {
@@ -263,7 +267,8 @@ void StreamingHost::reset_locked(int64_t num_channels) {
   }
 }
 
-void StreamingHost::process(const float* input, float* output, int64_t num_channels, int64_t num_frames) {
+void StreamingHost::process(const float* input, float* output, int64_t num_channels, int64_t num_frames,
+                            const float* sidechain) {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t current = module_.attr("num_channels").toInt();
   if (num_channels != current) {
@@ -278,6 +283,13 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
   if (input == nullptr || output == nullptr) {
     throw std::invalid_argument("process: null input or output buffer");
   }
+  if ((sidechain != nullptr) != (sidechain_channels_ > 0)) {
+    throw std::invalid_argument(sidechain_channels_ > 0
+        ? "process: this model is keyed by " + std::to_string(sidechain_channels_) +
+              " sidechain channel(s) per audio channel: pass a sidechain of " +
+              std::to_string(num_channels * sidechain_channels_) + " x " + std::to_string(num_frames) + " samples"
+        : std::string("process: this model has no sidechain input, got a sidechain buffer"));
+  }
 
   use_one_thread_here();
 
@@ -287,7 +299,13 @@ void StreamingHost::process(const float* input, float* output, int64_t num_chann
                                   at::TensorOptions().dtype(at::kFloat));
   at::Tensor y;
   try {
-    y = module_.forward({x, controls_}).toTensor();
+    if (sidechain == nullptr) {
+      y = module_.forward({x, controls_}).toTensor();
+    } else {
+      at::Tensor key = at::from_blob(const_cast<float*>(sidechain), {num_channels * sidechain_channels_, num_frames},
+                                     at::TensorOptions().dtype(at::kFloat));
+      y = module_.forward({x, controls_, key}).toTensor();
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("process failed: " + module_message(e));
   }

@@ -44,7 +44,13 @@ class StreamingHost {
   // [c * num_frames, (c + 1) * num_frames). They may be the same pointer (in-place).
   // num_channels must equal num_channels(); num_frames == 0 is a no-op.
   // Throws std::invalid_argument for a wrong channel count, negative frames or null pointers.
-  void process(const float* input, float* output, int64_t num_channels, int64_t num_frames);
+  // `sidechain`: a model keyed by S = sidechain_channels() > 0 channels needs the key, planar
+  // (num_channels * S rows of num_frames; rows c * S ... c * S + S - 1 key channel c); a model without
+  // one takes nullptr. Otherwise std::invalid_argument.
+  void process(const float* input, float* output, int64_t num_channels, int64_t num_frames,
+               const float* sidechain = nullptr);
+  // Sidechain (key) channels per audio channel the model takes; 0: it keys from its input.
+  int64_t sidechain_channels() const { return sidechain_channels_; }
 
   // Stereo link: every channel gets the gain and offset of one modulation path, driven per sample
   // by the channel of largest magnitude. Switching resets the stream.
@@ -101,6 +107,7 @@ class StreamingHost {
   int64_t pool_size_ = 0;
   int64_t latency_samples_ = 0;
   int64_t num_controls_ = 0;
+  int64_t sidechain_channels_ = 0;
   std::string mode_;
   std::string metadata_json_;
   std::vector<std::string> control_names_;

@@ -81,7 +81,7 @@ def _sidechain_channels(path: Path) -> int:
 
 
 # backends that take a sidechain buffer (the others refuse keyed models when asked for by name)
-_SIDECHAIN_BACKENDS = ("python",)
+_SIDECHAIN_BACKENDS = ("torchscript", "python")
 
 
 def _open_backend(path: Path, backend: str) -> tuple[Any, str]:
@@ -92,6 +92,8 @@ def _open_backend(path: Path, backend: str) -> tuple[Any, str]:
     if keyed and backend not in ("auto", *_SIDECHAIN_BACKENDS):
         raise ModelFileError(f"{path} is keyed by a sidechain, which backend {backend!r} cannot run yet; "
                              f"use one of {list(_SIDECHAIN_BACKENDS)}")
+    if keyed and backend != "python" and cpp_host_available():  # auto or torchscript
+        return _open_torchscript_cpp(path), "torchscript"
     if keyed:
         from neuralcomp.host.torchscript_host import TorchScriptHost
 

@@ -64,7 +64,7 @@ def test_train_export_and_evaluate_a_keyed_model(tmp_path, keyed_dataset):
                  "--batch-size", "2", "--subsequences", "2", "--max-iterations", "2", "--validate-every", "2"]) == 0
     assert np.isfinite(json.loads((run / "result.json").read_text())["test_st"])
     processor = load(run / "model.ts")
-    assert processor.sidechain_channels == 1 and processor.backend == "python"
+    assert processor.sidechain_channels == 1 and processor.backend in ("torchscript", "python")
     item = ds.load_dataset(keyed_dataset)[0]
     audio, _ = item.load()
     key = item.load_sidechain()

@@ -15,7 +15,7 @@ from neuralcomp.errors import AudioInputError, ConfigError, ModelFileError
 from neuralcomp.host.processor import Processor
 from neuralcomp.host.torchscript_host import load_torchscript
 from neuralcomp.model.sptmod import SPTMod
-from tests.conftest import noise
+from tests.conftest import cpp_host_or_skip, noise
 from tests.streaming_helpers import control_schedule, control_track, random_partition, run_seed
 
 
@@ -129,7 +129,7 @@ def test_mismatched_sidechains_are_refused_naming_both_shapes(keyed_files):
     with pytest.raises(AudioInputError, match="model's rate"):
         processor.process(stereo, 48000, sidechain=noise(1000, channels=4))
     with pytest.raises(ModelFileError, match="sidechain"):
-        Processor(keyed_files("causal", 2)[0], backend="torchscript")
+        Processor(keyed_files("causal", 2)[0], backend="native")
     with pytest.raises(ConfigError, match="sidechain"):
         load_preset("tiny", sidechain=-1)
 
@@ -169,3 +169,22 @@ def test_keyed_snapshot_restores_the_pending_sidechain(keyed_files):
         module(x[:, :500], ctl, key[:, :500])  # wander off
         module.set_state(list(snapshot.values()))
         assert torch.equal(module(x[:, 1234:], ctl, key[:, 1234:]), expected)
+
+
+@pytest.mark.parametrize("mode, linked", [("causal", False), ("paper", True)])
+def test_cpp_host_with_a_sidechain_is_bitwise_the_python_path(keyed_files, mode, linked):
+    cpp_host_or_skip()
+    path = keyed_files(mode, 1)[0]
+    stereo, key = noise(3000, channels=2, seed=12, level=0.1), noise(3000, channels=2, seed=13)
+    outputs = []
+    for backend in ("torchscript", "python"):
+        processor = Processor(path, backend=backend)
+        processor.linked = linked
+        outputs.append(processor.process(stereo, 44100, buffer_size=97, sidechain=key))
+    assert np.array_equal(outputs[0], outputs[1])
+    host = Processor(path)._host
+    assert Processor(path).backend == "torchscript" and host.sidechain_channels == 1
+    with pytest.raises(ValueError, match=r"sidechain: .*\(2, 10\).*does not match the audio.*expected float32 \(1, 100\)"):
+        host.process(np.zeros((1, 100), np.float32), np.zeros((2, 10), np.float32))
+    with pytest.raises(ValueError, match="keyed by 1 sidechain channel"):
+        host.process(np.zeros((1, 100), np.float32))
