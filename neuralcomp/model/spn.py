@@ -42,9 +42,12 @@ class StatePredictionNetwork(nn.Module):
         self.to_state = nn.Linear(config.channels, num_lstms * 2 * lstm_hidden)
 
     def forward(
-        self, input_audio: torch.Tensor, target_audio: torch.Tensor, controls: torch.Tensor
+        self, input_audio: torch.Tensor, target_audio: torch.Tensor, controls: torch.Tensor, dropout: float = 0.0
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """input/target (batch, 1, lookback_samples) -> per LSTM (h0, c0), each (1, batch, hidden)."""
+        """input/target (batch, 1, lookback_samples) -> per LSTM (h0, c0), each (1, batch, hidden).
+
+        `dropout` (training regularisation, in train mode only) drops each block's output features with
+        that probability; 0 skips the call entirely, so the arithmetic and the random stream are untouched."""
         if input_audio.shape[-1] != self.lookback_samples or target_audio.shape != input_audio.shape:
             raise AudioInputError(
                 f"SPN needs input and target of exactly {self.lookback_samples} samples, got "
@@ -53,6 +56,8 @@ class StatePredictionNetwork(nn.Module):
         x = torch.cat([input_audio, target_audio], dim=1)
         for block in self.blocks:
             x = block(x, controls)
+            if dropout > 0.0 and self.training:
+                x = nn.functional.dropout(x, dropout, training=True)
         states = self.to_state(x.squeeze(-1)).view(x.shape[0], self.num_lstms, 2, self.lstm_hidden)
         return [
             (states[:, j, 0].unsqueeze(0).contiguous(), states[:, j, 1].unsqueeze(0).contiguous())

@@ -69,6 +69,10 @@ class TrainingConfig:
     validate_every: int | None = None  # iterations; None: at each epoch end
     checkpoint_every: int = 1000  # iterations
     use_spn: bool = True
+    # SPN regularisation (paper section 2.4.2: against exposure bias); both off by default
+    spn_dropout: float = 0.0  # dropout probability on the SPN's block outputs, in training only
+    spn_item_dropout: float = 0.0  # chance that an item's group starts from `spn_item_state` instead of the SPN's
+    spn_item_state: str = "start"  # "start": the exported model's start state; "zero": zero LSTM states
     seed: int = 0
     loss: dict[str, Any] | None = None  # LossConfig fields over the paper's loss, e.g. {"gain_weight": 0.1}
     description: str = ""
@@ -83,6 +87,12 @@ class TrainingConfig:
         for name in ("subsequences", "batch_size", "length", "max_iterations", "checkpoint_every", "grad_accumulation"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.spn_dropout < 1.0:
+            raise ConfigError(f"spn_dropout must be in [0, 1), got {self.spn_dropout}")
+        if not 0.0 <= self.spn_item_dropout <= 1.0:
+            raise ConfigError(f"spn_item_dropout must be in [0, 1], got {self.spn_item_dropout}")
+        if self.spn_item_state not in ("start", "zero"):
+            raise ConfigError(f"spn_item_state must be start or zero, got {self.spn_item_state!r}")
         if self.loss is not None and not isinstance(self.loss, dict):
             raise ConfigError(f"loss must be an object of LossConfig fields, got {self.loss!r}")
         self.loss_config()  # refuses unknown or invalid loss settings now, not at the first iteration
@@ -104,7 +114,9 @@ class TrainingConfig:
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
                         "grad_clip", "schedule", "warmup_iterations", "min_lr_ratio", "grad_accumulation",
-                        "ema_decay", "bf16", "use_spn", "seed", "loss")
+                        "ema_decay", "bf16", "use_spn", "spn_dropout", "spn_item_dropout", "spn_item_state", "seed",
+                        "loss")
+_DEFAULTS = {f.name: f.default for f in fields(TrainingConfig)}  # for checkpoints older than a setting
 
 
 @dataclass
@@ -290,8 +302,10 @@ class Trainer:
         return terms, grad_norm
 
     def _forward_piece(self, model: Model, batch, bounds: tuple[int, int], piece: int,
-                       carried: list[BlockState | ConvCacheState] | None):
-        """One TBPTT piece: (prediction, new state, target) on the L output samples."""
+                       carried: list[BlockState | ConvCacheState] | None, restart: torch.Tensor | None = None,
+                       spn_dropout: float = 0.0):
+        """One TBPTT piece: (prediction, new state, target) on the L output samples. On the first piece,
+        items where `restart` (bool, per item) is set start from `spn_item_state` instead of the SPN's."""
         start, end = bounds
         x = batch.input[..., start:end].to(self.device)
         y = batch.target[..., start:end].to(self.device)
@@ -302,13 +316,34 @@ class Trainer:
             initial = None
             if self.config.use_spn and model.spn is not None:
                 window = slice(x.shape[-1] - length - model.spn.lookback_samples, x.shape[-1] - length)
-                initial = model.spn(x[..., window], y[..., window], controls)
+                initial = model.spn(x[..., window], y[..., window], controls, spn_dropout)
+                if restart is not None and bool(restart.any()):
+                    initial = self._restart_items(model, initial, controls, restart)
             needed = x.shape[-1] - model.input_length(length)
             keyed = {} if key is None else {"sidechain": key[..., needed:]}  # sidechain models only
             prediction, state = model(x[..., needed:], controls, None, initial, **keyed)
         else:
             prediction, state = model(x, controls, carried, **({} if key is None else {"sidechain": key}))
         return prediction, state, y[..., y.shape[-1] - length:]
+
+    def _restart_items(self, model: SPTMod, initial: list[tuple[torch.Tensor, torch.Tensor]],
+                       controls: torch.Tensor, restart: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Whole-item SPN dropout: the rows in `restart` get the start (or zero) LSTM states, no gradient."""
+        rows = restart.nonzero().squeeze(1).to(controls.device)
+        if self.config.spn_item_state == "start":
+            fresh = [(s.lstm_h, s.lstm_c) for s in model.start_state(controls[rows])]
+        else:
+            fresh = [(torch.zeros_like(h[:, rows]), torch.zeros_like(c[:, rows])) for h, c in initial]
+        return [(h.index_copy(1, rows, fh.to(h.dtype)), c.index_copy(1, rows, fc.to(c.dtype)))
+                for (h, c), (fh, fc) in zip(initial, fresh)]
+
+    def _restart_mask(self, batch_size: int) -> torch.Tensor | None:
+        """Which items of this group skip the SPN (whole-item SPN dropout): drawn from (seed, iteration)
+        alone, so every data-parallel process and a resumed run draw the same, and no global generator moves."""
+        if self.config.spn_item_dropout <= 0.0 or self.progress.piece != 0:
+            return None
+        draw = np.random.default_rng([self.config.seed, self.progress.iteration, 0x5B1]).random(batch_size)
+        return torch.from_numpy(draw < self.config.spn_item_dropout)
 
     def _iteration(self, batch, piece: int) -> tuple[dict[str, float], float]:
         cfg, p = self.config, self.progress
@@ -319,11 +354,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         bounds = self.train.piece_bounds(piece)
         local = batch
+        restart = whole_restart = self._restart_mask(batch.input.shape[0])
         if self.parallel is not None:  # this process's slice of the batch
             local = Batch(*(None if t is None else self.parallel.shard(t)
                             for t in (batch.input, batch.target, batch.controls, batch.sidechain)))
+            restart = None if restart is None else self.parallel.shard(restart)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried)
+            prediction, state, target = self._forward_piece(self.model, local, bounds, piece, self._carried,
+                                                            restart, cfg.spn_dropout)
             if self.parallel is not None:  # the loss of the whole batch, as one process computes it
                 prediction = self.parallel.whole_batch(prediction)
                 target = batch.target[..., bounds[0]:bounds[1]][..., -cfg.length:].to(self.device)
@@ -340,7 +378,10 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
         self._carried = [s.detached() for s in state]
-        return {k: float(v) for k, v in terms.items()}, grad_norm
+        values = {k: float(v) for k, v in terms.items()}
+        if whole_restart is not None:  # logged as train/spn_restarted: items of the whole batch that skipped the SPN
+            values["spn_restarted"] = float(whole_restart.sum())
+        return values, grad_norm
 
     # ---- validation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -438,10 +479,10 @@ class Trainer:
         """Continue from `save_checkpoint`'s file; the trainer must have the same config and data."""
         data = read_checkpoint(path, TRAINING_STATE_FORMAT, "training checkpoint")
         saved, current = data["training_config"], asdict(self.config)
-        differ = [k for k in _TRAJECTORY_SETTINGS if saved.get(k) != current[k]]
+        differ = [k for k in _TRAJECTORY_SETTINGS if saved.get(k, _DEFAULTS[k]) != current[k]]
         if differ:  # the iteration cap, patience and checkpoint cadence may change on resume
             raise ConfigError(f"{path} was written with other training settings: "
-                              + ", ".join(f"{k} {saved.get(k)} != {current[k]}" for k in differ))
+                              + ", ".join(f"{k} {saved.get(k, _DEFAULTS[k])} != {current[k]}" for k in differ))
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])

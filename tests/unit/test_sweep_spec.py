@@ -36,6 +36,15 @@ def test_the_cpu_sweep_is_small():
     assert all(t.training["max_iterations"] <= 300 and t.preset == "tiny" for t in trials)
 
 
+def test_the_spn_dropout_study_crosses_dropout_with_n_over_splits():
+    trials = check_sweep(load_sweep("spn_dropout"), n_splits=10)
+    cells = {(t.training["spn_dropout"], t.training["subsequences"]) for t in trials}
+    assert cells == {(d, n) for d in (0.0, 0.1, 0.3) for n in (1, 3)}
+    assert len(trials) == 18 and {t.split for t in trials} == {0, 1, 2}
+    assert all(t.training["spn_item_dropout"] == 0.0 for t in trials)
+    assert len({t.trial_id for t in trials}) == 18  # the dropout is in the trial's hash: no collisions
+
+
 def test_the_optuna_search_checks_its_space():
     spec = load_sweep("optuna_cost")
     assert spec.search == "optuna" and check_sweep(spec, n_splits=10) == []
