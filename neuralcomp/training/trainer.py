@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +42,8 @@ from neuralcomp.model.tcn import ConvCacheState
 from neuralcomp.training.loss import CompressorLoss, LossConfig
 from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
+from neuralcomp.training.truncation import (DecayEstimate, TruncationEstimateWarning, choose_truncation,
+                                            estimate_decay, relative_bias)
 
 TRAINING_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "training"
 ST_CHUNK_FRAMES = 1024  # ST validation streams items in chunks of this many pooling frames
@@ -73,6 +76,17 @@ class TrainingConfig:
     spn_dropout: float = 0.0  # dropout probability on the SPN's block outputs, in training only
     spn_item_dropout: float = 0.0  # chance that an item's group starts from `spn_item_state` instead of the SPN's
     spn_item_state: str = "start"  # "start": the exported model's start state; "zero": zero LSTM states
+    # adaptive truncation (Aicher, Foti, Fox; docs/adaptive-tbptt.md): "fixed" keeps (N, L) as set
+    truncation: str = "fixed"  # "fixed" or "adaptive"
+    bias_tolerance: float = 0.1  # delta: largest accepted relative gradient bias of the chosen truncation
+    adaptive_choice: str = "length"  # what adapts: "length" (L, a multiple of P) or "subsequences" (N)
+    adapt_every: int = 500  # iterations between estimates (taken at the next group start)
+    adaptive_window: int = 4  # K: the estimate's backward pass spans K times the configured L
+    adaptive_lag_frames: int = 8  # spacing of the measured lags, in pooling frames
+    adaptive_items: int = 4  # items (windows) in the estimate's batch
+    adaptive_min_length: int = 2048  # bounds of the chosen L (samples, multiples of P)
+    adaptive_max_length: int = 65536
+    adaptive_max_subsequences: int = 8  # largest N the adaptive choice may take
     seed: int = 0
     loss: dict[str, Any] | None = None  # LossConfig fields over the paper's loss, e.g. {"gain_weight": 0.1}
     description: str = ""
@@ -93,6 +107,19 @@ class TrainingConfig:
             raise ConfigError(f"spn_item_dropout must be in [0, 1], got {self.spn_item_dropout}")
         if self.spn_item_state not in ("start", "zero"):
             raise ConfigError(f"spn_item_state must be start or zero, got {self.spn_item_state!r}")
+        if self.truncation not in ("fixed", "adaptive"):
+            raise ConfigError(f"truncation must be fixed or adaptive, got {self.truncation!r}")
+        if self.adaptive_choice not in ("length", "subsequences"):
+            raise ConfigError(f"adaptive_choice must be length or subsequences, got {self.adaptive_choice!r}")
+        if not 0.0 < self.bias_tolerance < 1.0:
+            raise ConfigError(f"bias_tolerance must be in (0, 1), got {self.bias_tolerance}")
+        for name in ("adapt_every", "adaptive_window", "adaptive_lag_frames", "adaptive_items",
+                     "adaptive_min_length", "adaptive_max_subsequences"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.adaptive_max_length < self.adaptive_min_length:
+            raise ConfigError(f"adaptive_max_length {self.adaptive_max_length} is below adaptive_min_length "
+                              f"{self.adaptive_min_length}")
         if self.loss is not None and not isinstance(self.loss, dict):
             raise ConfigError(f"loss must be an object of LossConfig fields, got {self.loss!r}")
         self.loss_config()  # refuses unknown or invalid loss settings now, not at the first iteration
@@ -114,8 +141,10 @@ class TrainingConfig:
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
                         "grad_clip", "schedule", "warmup_iterations", "min_lr_ratio", "grad_accumulation",
-                        "ema_decay", "bf16", "use_spn", "spn_dropout", "spn_item_dropout", "spn_item_state", "seed",
-                        "loss")
+                        "ema_decay", "bf16", "use_spn", "spn_dropout", "spn_item_dropout", "spn_item_state",
+                        "truncation", "bias_tolerance", "adaptive_choice", "adapt_every", "adaptive_window",
+                        "adaptive_lag_frames", "adaptive_items", "adaptive_min_length", "adaptive_max_length",
+                        "adaptive_max_subsequences", "seed", "loss")
 _DEFAULTS = {f.name: f.default for f in fields(TrainingConfig)}  # for checkpoints older than a setting
 
 
@@ -130,6 +159,9 @@ class _Progress:
     best_st: float = float("inf")
     best_iteration: int = 0
     last_validation: int = 0
+    length: int = 0  # L in use when adaptive truncation chose one (0: the configured L)
+    subsequences: int = 0  # N likewise
+    last_adapt: int = 0  # iteration of the last truncation estimate
 
 
 @torch.no_grad()
@@ -186,6 +218,9 @@ class Trainer:
         self.loss = CompressorLoss(config.loss_config()).to(self.device)
         self.train = TBPTTSequences(train_items, model, config.subsequences, config.batch_size, config.length,
                                     config.use_spn, config.seed)
+        if config.truncation == "adaptive":
+            self._check_adaptive_lengths()
+        self._pending: dict[str, float] = {}  # figures of the last truncation estimate, for the next row
         self.valid_items = valid_items
         optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -201,6 +236,29 @@ class Trainer:
         self._carried: list[BlockState | ConvCacheState] | None = None
         self._tensorboard = None  # a SummaryWriter while run() runs
         self.validate_every = config.validate_every or self.train.batches_per_epoch * config.subsequences
+
+    @property
+    def length(self) -> int:
+        """L in use: the configured one, or the one adaptive truncation chose."""
+        return self.progress.length or self.config.length
+
+    @property
+    def subsequences(self) -> int:
+        """N in use: the configured one, or the one adaptive truncation chose."""
+        return self.progress.subsequences or self.config.subsequences
+
+    def _sequences(self, subsequences: int, length: int) -> TBPTTSequences:
+        cfg = self.config
+        return TBPTTSequences(self.train.items, self.model, subsequences, cfg.batch_size, length, cfg.use_spn, cfg.seed)
+
+    def _check_adaptive_lengths(self) -> None:
+        cfg, pool = self.config, self.model.pool_size
+        for name in ("adaptive_min_length", "adaptive_max_length"):
+            if getattr(cfg, name) % pool:
+                raise ConfigError(f"{name} {getattr(cfg, name)} is not a multiple of the pool size P = {pool}")
+        if cfg.adaptive_min_length < self.loss.config.min_samples:
+            raise ConfigError(f"adaptive_min_length {cfg.adaptive_min_length} is shorter than the loss's largest "
+                              f"window ({self.loss.config.min_samples} samples)")
 
     def _lr_factor(self, step: int) -> float:
         """Learning-rate multiplier after `step` optimizer steps: constant, or warm-up then cosine."""
@@ -252,15 +310,20 @@ class Trainer:
                 if interrupt.requested:
                     path = self.save_checkpoint()
                     raise TrainingInterrupted(p.iteration, str(path))
+                if (cfg.truncation == "adaptive" and p.piece == 0 and p.iteration > 0
+                        and p.iteration - p.last_adapt >= cfg.adapt_every):
+                    self.adapt_truncation()
                 terms, grad_norm = self.train_iteration()
                 if not np.isfinite(terms["total"]):
                     raise TrainingDivergedError(f"training loss is {terms['total']} at iteration {p.iteration}")
-                samples += cfg.batch_size * cfg.length
+                samples += cfg.batch_size * self.length
                 rate = samples / max(time.perf_counter() - started, 1e-9)
                 memory = torch.cuda.max_memory_allocated() / 2**20 if self.device.type == "cuda" else 0.0
                 self._record({"iteration": p.iteration, "epoch": p.epoch, "grad_norm": grad_norm,
                               "gpu_memory_mib": memory, "lr": self.optimizer.param_groups[0]["lr"],
-                              "samples_per_s": rate, **{f"train_{k}": v for k, v in terms.items()}})
+                              "samples_per_s": rate, **{f"train_{k}": v for k, v in terms.items()},
+                              **self._pending})
+                self._pending = {}
                 bar.update(1)
                 bar.set_postfix(loss=f"{terms['total']:.4f}", best_st=f"{p.best_st:.4f}", rate=f"{rate:,.0f}/s",
                                 refresh=False)
@@ -294,7 +357,7 @@ class Trainer:
         terms, grad_norm = self._iteration(self.train.batch(p.epoch, p.batch), p.piece)
         p.iteration += 1
         p.piece += 1
-        if p.piece == cfg.subsequences:  # group done: states and caches reset
+        if p.piece == self.subsequences:  # group done: states and caches reset
             p.piece, self._carried = 0, None
             p.batch += 1
             if p.batch == self.train.batches_per_epoch:
@@ -311,7 +374,7 @@ class Trainer:
         y = batch.target[..., start:end].to(self.device)
         controls = batch.controls.to(self.device)
         key = None if batch.sidechain is None else batch.sidechain[..., start:end].to(self.device)
-        length = self.config.length
+        length = self.length
         if piece == 0:  # SPN on the lookback window just before the outputs, processor without padding
             initial = None
             if self.config.use_spn and model.spn is not None:
@@ -364,7 +427,7 @@ class Trainer:
                                                             restart, cfg.spn_dropout)
             if self.parallel is not None:  # the loss of the whole batch, as one process computes it
                 prediction = self.parallel.whole_batch(prediction)
-                target = batch.target[..., bounds[0]:bounds[1]][..., -cfg.length:].to(self.device)
+                target = batch.target[..., bounds[0]:bounds[1]][..., -self.length:].to(self.device)
             total, terms = self.loss(prediction.float(), target)
         (total / cfg.grad_accumulation).backward()
         if self.parallel is not None:
@@ -383,6 +446,82 @@ class Trainer:
             values["spn_restarted"] = float(whole_restart.sum())
         return values, grad_norm
 
+    # ---- adaptive truncation -----------------------------------------------------------------------
+    def adapt_truncation(self) -> None:
+        """Estimate the gradient's decay over lags, choose L (or N) for the bias tolerance and use it from
+        this group on (a new epoch of sequences cut at the new length); without an estimate, the configured
+        (N, L). Every figure goes into the next metrics row (TensorBoard tbptt/...)."""
+        cfg, p = self.config, self.progress
+        p.last_adapt = p.iteration
+        estimate = self._estimate_decay()
+        rate = None if estimate is None else estimate.rate_per_sample
+        if rate is None:
+            subsequences, length, bias = cfg.subsequences, cfg.length, float("nan")
+            self.log(f"adaptive truncation at it {p.iteration}: no estimate, back to the configured "
+                     f"N = {subsequences}, L = {length}")
+        elif cfg.adaptive_choice == "length":
+            pool = self.model.pool_size
+            candidates = list(range(-(-cfg.adaptive_min_length // pool) * pool, cfg.adaptive_max_length + 1, pool))
+            length, bias = choose_truncation(rate, cfg.bias_tolerance, candidates)
+            subsequences = self.subsequences
+            length = self._longest_feasible(candidates[:candidates.index(length) + 1], subsequences=subsequences)
+            bias = relative_bias(rate, length)
+        else:
+            candidates = list(range(1, cfg.adaptive_max_subsequences + 1))
+            length = self.length
+            subsequences, bias = choose_truncation(rate, cfg.bias_tolerance, candidates, scale=length)
+            subsequences = self._longest_feasible(candidates[:subsequences], length=length)
+            bias = relative_bias(rate, subsequences * length)
+        self._pending = {"tbptt_length": float(length), "tbptt_subsequences": float(subsequences),
+                         "tbptt_bias": bias, "tbptt_fallback": float(rate is None)}
+        if rate is not None:
+            pool = self.model.pool_size
+            self._pending.update(tbptt_rate_per_frame=rate ** pool,
+                                 tbptt_memory_frames=estimate.memory_samples / pool)
+            self.log(f"adaptive truncation at it {p.iteration}: gradient memory {estimate.memory_samples / pool:.1f} "
+                     f"frames (rate {rate ** pool:.4f} per frame) -> N = {subsequences}, L = {length}, "
+                     f"estimated bias {bias:.3f} (tolerance {cfg.bias_tolerance})")
+        if (subsequences, length) != (self.subsequences, self.length):
+            p.subsequences, p.length = subsequences, length
+            self.train = self._sequences(subsequences, length)
+            if p.batch:  # a new epoch of sequences cut at the new length
+                p.batch, p.epoch = 0, p.epoch + 1
+
+    def _longest_feasible(self, candidates: list[int], subsequences: int | None = None,
+                          length: int | None = None) -> int:
+        """The last candidate (N or L) whose sequences fill at least one batch; the configured value if none."""
+        for candidate in reversed(candidates):
+            try:
+                self._sequences(subsequences or candidate, length or candidate)
+                return candidate
+            except ConfigError:
+                continue
+        return self.config.length if length is None else self.config.subsequences
+
+    def _estimate_decay(self) -> DecayEstimate | None:
+        """The decay estimate on `adaptive_items` windows of K·L samples drawn from (seed, iteration)."""
+        cfg, pool = self.config, self.model.pool_size
+        lag = cfg.adaptive_lag_frames * pool
+        loss_samples = -(-self.loss.config.min_samples // pool) * pool
+        lead = (cfg.adaptive_window * cfg.length - loss_samples) // lag * lag
+        window = lead + loss_samples
+        items = [k for k, item in enumerate(self.train.items) if len(item.input) >= window]
+        if lead < 2 * lag or not items:
+            warnings.warn(f"adaptive truncation: the estimate needs at least two lags of {lag} samples before "
+                          f"{loss_samples} samples of loss, in items of {window} samples or more "
+                          "(raise adaptive_window or length); keeping the configured truncation",
+                          TruncationEstimateWarning, stacklevel=2)
+            return None
+        rng = np.random.default_rng([cfg.seed, self.progress.iteration, 0xADA])
+        picks = [(k, int(rng.integers(0, len(self.train.items[k].input) - window + 1)))
+                 for k in rng.choice(items, size=cfg.adaptive_items)]
+        x = np.stack([self.train.items[k].input[s:s + window] for k, s in picks])[:, None]
+        y = np.stack([self.train.items[k].target[s:s + window] for k, s in picks])[:, None]
+        c = np.stack([self.train.items[k].controls for k, _ in picks]).astype(np.float32)
+        device = self.device
+        return estimate_decay(self.model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device),
+                              torch.from_numpy(c).to(device), lag, loss_samples, self.loss)
+
     # ---- validation --------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -391,11 +530,11 @@ class Trainer:
         st = streamed_losses(model, self.valid_items, self.loss, self.device)
         wt = []
         if self.valid_items:
-            windows = TBPTTSequences(self.valid_items, model, self.config.subsequences, self.config.batch_size,
-                                     self.config.length, self.config.use_spn, self.config.seed, drop_last=False)
+            windows = TBPTTSequences(self.valid_items, model, self.subsequences, self.config.batch_size,
+                                     self.length, self.config.use_spn, self.config.seed, drop_last=False)
             for number in range(windows.batches_per_epoch):
                 batch, carried = windows.batch(0, number), None
-                for piece in range(self.config.subsequences):
+                for piece in range(self.subsequences):
                     prediction, carried, target = self._forward_piece(model, batch, windows.piece_bounds(piece),
                                                                       piece, carried)
                     wt.append((float(self.loss(prediction, target)[0]), prediction.shape[0]))
@@ -434,7 +573,7 @@ class Trainer:
             for name, value in row.items():
                 if name not in ("iteration", "epoch") and np.isfinite(value):
                     group, _, rest = name.partition("_")
-                    tag = f"{group}/{rest}" if group in ("train", "valid") else f"progress/{name}"
+                    tag = f"{group}/{rest}" if group in ("train", "valid", "tbptt") else f"progress/{name}"
                     self._tensorboard.add_scalar(tag, value, row["iteration"])
 
     def _forget_metrics_after(self, iteration: int) -> None:
@@ -493,6 +632,8 @@ class Trainer:
             self._forget_metrics_after(self.progress.iteration)
         for parameter, grad in zip(self.model.parameters(), data["grads"]):
             parameter.grad = None if grad is None else grad.to(self.device)
+        if (self.progress.subsequences, self.progress.length) != (0, 0):  # the truncation adaptive training chose
+            self.train = self._sequences(self.subsequences, self.length)
         state_type = self.model.state_type
         self._carried = None if data["carried"] is None else [
             state_type(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, state_type.BATCH_DIMS)))
