@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"max_iterations": args.max_iterations, "length": args.length,
                                    "batch_size": args.batch_size, "subsequences": args.subsequences,
                                    "validate_every": args.validate_every, "checkpoint_every": args.checkpoint_every,
-                                   "seed": args.seed}.items() if v is not None}
+                                   "seed": args.seed, "max_seconds": args.max_seconds}.items() if v is not None}
     config = TrainingConfig.from_preset(args.training, **overrides)
     preset = args.preset or (None if args.init else "tiny")
     try:
@@ -179,6 +179,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--length", type=int, help="L, samples per TBPTT subsequence (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="B, sequences per batch (default: the preset's)")
     p.add_argument("--subsequences", type=int, help="N, subsequences per TBPTT sequence (default: the preset's)")
+    p.add_argument("--max-seconds", type=float,
+                   help="training-loop time budget in seconds, validation excluded (default: the preset's, none)")
     p.add_argument("--validate-every", type=int, help="iterations between validations (default: the preset's)")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default: the preset's)")
     p.add_argument("--seed", type=int, help="seed of weights and batch sampling (default: the preset's)")

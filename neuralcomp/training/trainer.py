@@ -68,6 +68,9 @@ class TrainingConfig:
     ema_decay: float | None = None  # EMA of the weights, used for validation and best.ckpt
     bf16: bool = True  # bf16 autocast, on CUDA only
     max_iterations: int = 1_000_000
+    max_seconds: float | None = None  # budget of training-loop time (validation excluded), kept across resume
+    time_clock: str = "wall"  # what max_seconds counts: "wall", or "cpu" (this process's CPU time: fair
+    # between runs on a shared machine when torch runs one thread)
     patience_iterations: int = 76_800  # early stopping on ST validation
     validate_every: int | None = None  # iterations; None: at each epoch end
     checkpoint_every: int = 1000  # iterations
@@ -107,6 +110,10 @@ class TrainingConfig:
             raise ConfigError(f"spn_item_dropout must be in [0, 1], got {self.spn_item_dropout}")
         if self.spn_item_state not in ("start", "zero"):
             raise ConfigError(f"spn_item_state must be start or zero, got {self.spn_item_state!r}")
+        if self.time_clock not in ("wall", "cpu"):
+            raise ConfigError(f"time_clock must be wall or cpu, got {self.time_clock!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ConfigError(f"max_seconds must be > 0 (or null: no time budget), got {self.max_seconds}")
         if self.truncation not in ("fixed", "adaptive"):
             raise ConfigError(f"truncation must be fixed or adaptive, got {self.truncation!r}")
         if self.adaptive_choice not in ("length", "subsequences"):
@@ -162,6 +169,7 @@ class _Progress:
     length: int = 0  # L in use when adaptive truncation chose one (0: the configured L)
     subsequences: int = 0  # N likewise
     last_adapt: int = 0  # iteration of the last truncation estimate
+    seconds: float = 0.0  # training-loop time so far, on the config's time_clock
 
 
 @torch.no_grad()
@@ -295,7 +303,8 @@ class Trainer:
         if self.progress_bar:
             self.log = bar.write  # lines go above the bar
         started, samples = time.perf_counter(), 0
-        stopped_early = False
+        clock = time.process_time if cfg.time_clock == "cpu" else time.perf_counter
+        stopped_early = out_of_time = False
         if p.iteration == 0:
             # a fresh start: rows of an earlier run in this folder go, and --resume finds a checkpoint at once
             if self.is_main:
@@ -310,10 +319,16 @@ class Trainer:
                 if interrupt.requested:
                     path = self.save_checkpoint()
                     raise TrainingInterrupted(p.iteration, str(path))
+                if cfg.max_seconds is not None and p.seconds >= cfg.max_seconds:
+                    out_of_time = True
+                    self.log(f"time budget of {cfg.max_seconds:g} s ({cfg.time_clock}) spent at it {p.iteration}")
+                    break
+                tick = clock()
                 if (cfg.truncation == "adaptive" and p.piece == 0 and p.iteration > 0
                         and p.iteration - p.last_adapt >= cfg.adapt_every):
                     self.adapt_truncation()
                 terms, grad_norm = self.train_iteration()
+                p.seconds += clock() - tick
                 if not np.isfinite(terms["total"]):
                     raise TrainingDivergedError(f"training loss is {terms['total']} at iteration {p.iteration}")
                 samples += cfg.batch_size * self.length
@@ -336,7 +351,7 @@ class Trainer:
                         break
                 if p.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-            if (self.valid_items and not stopped_early and p.iteration >= cfg.max_iterations
+            if (self.valid_items and not stopped_early and (p.iteration >= cfg.max_iterations or out_of_time)
                     and p.last_validation < p.iteration):
                 self.validate_and_check_patience()  # the final weights get their chance to be the best
             self.save_checkpoint()
@@ -348,7 +363,7 @@ class Trainer:
                 self._tensorboard.close()
             self._tensorboard = None
         return {"iterations": p.iteration, "best_st": p.best_st, "best_iteration": p.best_iteration,
-                "stopped_early": stopped_early}
+                "stopped_early": stopped_early, "seconds": p.seconds}
 
     def train_iteration(self) -> tuple[dict[str, float], float]:
         """One TBPTT iteration at the current position, then advance it; returns the loss terms and
@@ -550,7 +565,8 @@ class Trainer:
     def _validate_and_check_patience(self) -> bool:
         p = self.progress
         scores = self.validate()
-        self._record({"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"]})
+        self._record({"iteration": p.iteration, "valid_st": scores["st"], "valid_wt": scores["wt"],
+                      "seconds_trained": p.seconds})
         self.log(f"validation at it {p.iteration}: ST {scores['st']:.4f}  WT {scores['wt']:.4f}")
         if scores["st"] < p.best_st:
             p.best_st, p.best_iteration = scores["st"], p.iteration

@@ -178,3 +178,20 @@ def test_adaptive_bounds_must_fit_the_pool_and_the_loss(tmp_path):
         Trainer(_model_with_memory(8), _config(adaptive_max_length=10000), items, [], tmp_path, log=_quiet)
     with pytest.raises(ConfigError, match="largest window"):
         Trainer(_model_with_memory(8), _config(adaptive_min_length=1024), items, [], tmp_path, log=_quiet)
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_stops_training_validates_and_is_kept_on_resume(tmp_path, clock):
+    """Equal-time comparisons (adaptive against fixed truncation): max_seconds of training-loop time."""
+    torch.set_num_threads(1)
+    items = _leaky_items(8)
+    config = _config(truncation="fixed", max_seconds=1e-6, time_clock=clock)
+    result = Trainer(_model_with_memory(8), config, items, items[:1], tmp_path, log=_quiet).run()
+    assert result["iterations"] == 1 and result["seconds"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["iteration"] == 1 and rows[-1]["seconds_trained"] == result["seconds"]  # the final validation
+    resumed = Trainer(_model_with_memory(8), config, items, items[:1], tmp_path, log=_quiet)
+    resumed.load_checkpoint(tmp_path / "last.ckpt")
+    assert resumed.run()["iterations"] == 1  # the budget was spent before the interruption
+    with pytest.raises(ConfigError, match="time_clock"):
+        TrainingConfig(time_clock="gpu")
