@@ -37,7 +37,7 @@ from neuralcomp.config import read_preset_json
 from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
 from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model
 from neuralcomp.model.registry import Model
-from neuralcomp.model.sptmod import BlockState
+from neuralcomp.model.sptmod import BlockState, SPTMod
 from neuralcomp.model.tcn import ConvCacheState
 from neuralcomp.training.loss import CompressorLoss, LossConfig
 from neuralcomp.training.distributed import ProcessGroup
@@ -227,6 +227,9 @@ class Trainer:
         self.train = TBPTTSequences(train_items, model, config.subsequences, config.batch_size, config.length,
                                     config.use_spn, config.seed)
         if config.truncation == "adaptive":
+            if not isinstance(model, SPTMod):
+                raise ConfigError(f"adaptive truncation needs a recurrent model (SPTMod); {type(model).__name__} has a "
+                                  "finite receptive field, so its truncation is exact: use \"truncation\": \"fixed\"")
             self._check_adaptive_lengths()
         self._pending: dict[str, float] = {}  # figures of the last truncation estimate, for the next row
         self.valid_items = valid_items

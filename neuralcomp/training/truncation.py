@@ -81,11 +81,12 @@ def choose_truncation(rate_per_sample: float, tolerance: float, candidates: list
 def _probe(state: list[BlockState], probes: list[torch.Tensor]) -> list[BlockState]:
     """The state plus zero tensors that require gradients: their gradient is the state's, and the
     gradient still flows on to earlier lags."""
-    tensors = [t for s in state for t in s.tensors()]
-    added = [torch.zeros_like(t, requires_grad=True) for t in tensors]
-    probes.extend(added)
-    summed = [t + z for t, z in zip(tensors, added)]
-    return [BlockState(*summed[4 * j:4 * j + 4]) for j in range(len(state))]
+    probed = []
+    for block in state:
+        added = [torch.zeros_like(t, requires_grad=True) for t in block.tensors()]
+        probes.extend(added)
+        probed.append(type(block)(*(t + z for t, z in zip(block.tensors(), added))))
+    return probed
 
 
 def measure_gradient_decay(model: SPTMod, inputs: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor,

@@ -195,3 +195,11 @@ def test_a_time_budget_stops_training_validates_and_is_kept_on_resume(tmp_path, 
     assert resumed.run()["iterations"] == 1  # the budget was spent before the interruption
     with pytest.raises(ConfigError, match="time_clock"):
         TrainingConfig(time_clock="gpu")
+
+
+def test_adaptive_truncation_is_refused_for_a_model_without_recurrence(tmp_path):
+    from neuralcomp.model import build_model
+
+    tcn = build_model(load_preset("tcn", controls=generic_controls(2)))
+    with pytest.raises(ConfigError, match="recurrent model"):
+        Trainer(tcn, _config(length=8192), _leaky_items(8), [], tmp_path, log=_quiet)
