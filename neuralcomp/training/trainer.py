@@ -230,6 +230,9 @@ class Trainer:
             if not isinstance(model, SPTMod):
                 raise ConfigError(f"adaptive truncation needs a recurrent model (SPTMod); {type(model).__name__} has a "
                                   "finite receptive field, so its truncation is exact: use \"truncation\": \"fixed\"")
+            if model.config.sidechain:
+                raise ConfigError("adaptive truncation does not yet estimate models with a sidechain input "
+                                  f"({model.config.sidechain} key channels): use \"truncation\": \"fixed\"")
             self._check_adaptive_lengths()
         self._pending: dict[str, float] = {}  # figures of the last truncation estimate, for the next row
         self.valid_items = valid_items

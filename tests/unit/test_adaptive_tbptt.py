@@ -203,3 +203,9 @@ def test_adaptive_truncation_is_refused_for_a_model_without_recurrence(tmp_path)
     tcn = build_model(load_preset("tcn", controls=generic_controls(2)))
     with pytest.raises(ConfigError, match="recurrent model"):
         Trainer(tcn, _config(length=8192), _leaky_items(8), [], tmp_path, log=_quiet)
+
+
+def test_adaptive_truncation_is_refused_for_a_sidechain_model_naming_the_reason(tmp_path):
+    model = SPTMod(load_preset("tiny", controls=generic_controls(2), sidechain=1))
+    with pytest.raises(ConfigError, match="sidechain"):
+        Trainer(model, _config(), _leaky_items(8), [], tmp_path, log=_quiet)
