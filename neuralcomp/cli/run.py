@@ -59,11 +59,23 @@ def cmd_process(args: argparse.Namespace) -> int:
         raise AudioInputError(f"{args.input} holds no audio (0 frames)")
     latency = processor.latency_at(rate)
     frames = audio.T.copy()
+    key = None
+    if args.sidechain is not None:
+        check_input_file(args.sidechain)
+        try:
+            sidechain, key_rate = sf.read(args.sidechain, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise AudioInputError(f"cannot read {args.sidechain}: {exc}") from exc
+        if key_rate != rate:
+            raise AudioInputError(f"sidechain {args.sidechain} is at {key_rate} Hz, the input at {rate} Hz")
+        key = sidechain.T.copy()  # the processor names both shapes if they do not match
     if args.compensate_latency and latency:
         # as offline renderers do: run `latency` samples of silence after the input, drop as many in front
         frames = np.concatenate((frames, np.zeros((frames.shape[0], latency), np.float32)), axis=1)
+        if key is not None:
+            key = np.concatenate((key, np.zeros((key.shape[0], latency), np.float32)), axis=1)
     start = time.perf_counter()
-    out = processor.process(frames, rate, buffer_size=args.buffer)
+    out = processor.process(frames, rate, buffer_size=args.buffer, sidechain=key)
     elapsed = time.perf_counter() - start
     if args.compensate_latency:
         out = out[:, latency:]
@@ -121,6 +133,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("output", type=Path, help="audio file to write; its extension picks the format "
                    "(.wav and .aiff float, .flac 24-bit, .ogg Vorbis); its folder must exist")
     p.add_argument("--buffer", type=int, default=None, help="host buffer size in samples (default: whole file)")
+    p.add_argument("--sidechain", type=Path, default=None,
+                   help="key audio file for a sidechain model: as many frames as the input at its rate, "
+                        "channels = input channels x the model's sidechain channels (default: none)")
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE",
                    help="set a control in its own unit before rendering (repeatable; default: the model's defaults)")
     p.add_argument("--compensate-latency", action="store_true",

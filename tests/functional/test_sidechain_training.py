@@ -58,7 +58,7 @@ def test_keyed_dataset_carries_a_sidechain_track(keyed_dataset):
         sf.write(str(path), key, rate, subtype="FLOAT")
 
 
-def test_train_export_and_evaluate_a_keyed_model(tmp_path, keyed_dataset):
+def test_train_export_and_evaluate_a_keyed_model(tmp_path, keyed_dataset, capsys):
     run = tmp_path / "run"
     assert main(["train", str(keyed_dataset), "--out", str(run), "--preset", "tiny", "--length", "2048",
                  "--batch-size", "2", "--subsequences", "2", "--max-iterations", "2", "--validate-every", "2"]) == 0
@@ -72,6 +72,17 @@ def test_train_export_and_evaluate_a_keyed_model(tmp_path, keyed_dataset):
     assert np.array_equal(processor.process(audio[:20000], 44100, buffer_size=333, sidechain=key[:, :20000]), whole)
     with pytest.raises(AudioInputError, match="sidechain"):
         processor.process(audio[:20000], 44100)
+    # the command line: neuralcomp process --sidechain, and a key of the wrong length named in one line
+    sf.write(str(tmp_path / "in.wav"), audio[:20000], 44100, subtype="FLOAT")
+    sf.write(str(tmp_path / "key.wav"), key[0, :20000], 44100, subtype="FLOAT")
+    sf.write(str(tmp_path / "short.wav"), key[0, :19000], 44100, subtype="FLOAT")
+    assert main(["process", str(run / "model.ts"), str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
+                 "--sidechain", str(tmp_path / "key.wav")]) == 0
+    rendered, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32")
+    assert np.array_equal(rendered, whole)
+    assert main(["process", str(run / "model.ts"), str(tmp_path / "in.wav"), str(tmp_path / "bad.wav"),
+                 "--sidechain", str(tmp_path / "short.wav")]) == 2
+    assert "sidechain of shape (1, 19000) does not match the audio (1, 20000)" in capsys.readouterr().err
     report = tmp_path / "report.json"
     assert main(["evaluate", str(run / "model.ts"), str(keyed_dataset), "--out", str(report)]) == 0
     assert report.is_file()
