@@ -7,7 +7,7 @@ PYTHON        := $(VENV)/bin/python
 BUILD_DIR     := build/cpp_host
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES  := cmake g++ make pkg-config libsndfile1-dev nlohmann-json3-dev libportaudio2 jackd2 zam-plugins \
-                 fretsonfire-songs-muldjord dpf-source lilv-utils lv2-dev liblilv-dev
+                 fretsonfire-songs-muldjord dpf-source lilv-utils lv2-dev liblilv-dev lv2file sordi
 
 .PHONY: setup system-deps venv build demo test bench plugins clean
 

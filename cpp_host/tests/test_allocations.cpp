@@ -2,7 +2,8 @@
 // global operator new/delete (every variant), malloc/calloc/realloc/free/aligned_alloc/
 // posix_memalign/memalign (forwarded to the C library through dlsym(RTLD_NEXT)) and
 // pthread_mutex_lock, and counts the calls the audio thread makes while its counting flag is on,
-// i.e. inside Engine::process(), Engine::process_with_control_track() and nc_engine_process().
+// i.e. inside Engine::process(), Engine::process_with_control_track(), nc_engine_process() and
+// Engine::restart() / nc_engine_restart().
 //
 // Usage: test_allocations MODEL_DIR
 #ifndef _GNU_SOURCE
@@ -499,6 +500,11 @@ void check_model(nctest::Runner& runner, const std::string& dir, const std::stri
                                     "-sample buffers allocated, freed or locked: " + c.describe());
         }
       }
+      const Counts restarts = counted([&] {
+        engine.restart();
+        nc_engine_restart(c_engine);
+      });
+      check(restarts.total() == 0, setup + ": restart() allocated, freed or locked: " + restarts.describe());
       const uint64_t changes = control.stop();
       check(controls == 0 || changes > 0, "the control thread changed nothing");
       check(engine.nonfinite_buffers() + nc_engine_nonfinite_buffers(c_engine) == nan_buffers,

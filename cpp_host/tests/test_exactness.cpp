@@ -440,6 +440,13 @@ void errors_suite(nctest::Runner& runner, const std::string& dir, uint64_t seed)
         check(fresh->process(rest.in.data(), fresh_out.out.data(), 2, 1000), "process");
         const std::string d = nctest::first_difference(after, fresh_out);
         check(d.empty(), std::string(mode) + ": after a non-finite buffer the stream differs from a fresh one: " + d);
+        // restart() does the same without a NaN buffer, and counts nothing
+        engine->restart();
+        Planar restarted(2, 1000);
+        check(engine->process(rest.in.data(), restarted.out.data(), 2, 1000), "process");
+        const std::string r = nctest::first_difference(restarted, fresh_out);
+        check(r.empty(), std::string(mode) + ": after restart() the stream differs from a fresh one: " + r);
+        check(engine->nonfinite_buffers() == 1, "restart() counted a non-finite buffer");
       }
     });
   }

@@ -33,7 +33,8 @@ RATE = 44100
 def _require_tools() -> None:
     native_engine_or_skip()
     missing = [what for what, ok in (("cmake", shutil.which("cmake")), ("dpf-source", DPF_ROOT.is_dir()),
-                                     ("lilv-utils", shutil.which("lv2info"))) if not ok]
+                                     ("lilv-utils", shutil.which("lv2info")), ("lv2file", shutil.which("lv2file")),
+                                     ("sordi", shutil.which("sord_validate"))) if not ok]
     if missing:
         if os.environ.get("NEURALCOMP_REQUIRE_PLUGINS") == "1":
             pytest.fail(f"NEURALCOMP_REQUIRE_PLUGINS=1 but {', '.join(missing)} missing (make system-deps)")
@@ -212,6 +213,50 @@ def test_linked_bypass_mix_and_state(zamcomp_plugins: Built) -> None:
     assert not np.array_equal(fresh.process(x, RATE), plugin.process(x, RATE))
 
 
+def test_switching_linked_mid_stream_restarts_the_other_mode_from_its_start_state(zamcomp_plugins: Built) -> None:
+    """Both stereo modes are prepared up front (the switch allocates nothing, see the CLAP allocation test):
+    after a switch the output is a fresh engine's in the new mode, bitwise."""
+    import pedalboard
+
+    plugin = pedalboard.load_plugin(str(zamcomp_plugins.bundles["vst3"]))
+    x = noise(RATE, channels=2, seed=13)
+    x[1] *= 0.3
+    cuts = [0, 20_000, 31_111, x.shape[1]]
+    pieces = []
+    for k, linked in enumerate((False, True, False)):
+        plugin.linked = linked
+        pieces.append(plugin.process(x[:, cuts[k]:cuts[k + 1]], RATE, reset=k == 0))
+    for k, linked in enumerate((False, True, False)):
+        expected = zamcomp_plugins.engine(2, linked=linked).process(x[:, cuts[k]:cuts[k + 1]])
+        assert np.array_equal(pieces[k], expected), k
+    assert not np.array_equal(pieces[1], zamcomp_plugins.engine(2).process(x[:, cuts[1]:cuts[2]]))
+
+
+def test_nonfinite_input_at_48k_mutes_and_restarts_like_the_python_host(zamcomp_plugins: Built) -> None:
+    """At a host rate other than the model's, a 512-sample step holding NaN is output as zeros and sends the
+    resamplers and the model back to their start state (as Processor does): what follows is bitwise a fresh
+    plugin's output, and it matches the Python host (native engine) within the resamplers' float error."""
+    import pedalboard
+
+    import neuralcomp
+
+    plugin = pedalboard.load_plugin(str(zamcomp_plugins.bundles["vst3"]))
+    rate, step = 48000, 512
+    x = noise(12 * step, channels=2, seed=14)
+    x[0, 5 * step + 100] = np.nan
+    y = plugin.process(x, rate, buffer_size=step)  # pedalboard removes the reported latency
+    python_host = neuralcomp.load(zamcomp_plugins.model, backend="native")
+    latency = plugin.reported_latency_samples
+    assert latency == python_host.latency_at(rate) > 0
+    assert np.isfinite(y).all() and not y[:, 5 * step - latency:6 * step - latency].any()
+    assert y[:, 6 * step - latency:].any()
+    fresh = pedalboard.load_plugin(str(zamcomp_plugins.bundles["vst3"]))
+    assert np.array_equal(y[:, 6 * step:], fresh.process(x[:, 6 * step:], rate, buffer_size=step))
+    expected = python_host.process(x, rate, buffer_size=step)  # delayed by the latency
+    assert python_host.nonfinite_buffers == 1 and not expected[:, 5 * step:6 * step].any()
+    assert np.abs(y[:, :-latency] - expected[:, latency:]).max() < 1e-4 * max(1.0, np.abs(expected).max())
+
+
 def test_nonfinite_input_is_muted_like_the_engine(zamcomp_plugins: Built) -> None:
     import pedalboard
 
@@ -282,7 +327,8 @@ def test_clap_host_lists_parameters_and_matches_the_engine(zamcomp_plugins: Buil
 def test_process_is_allocation_free_under_automation_at_other_rates(zamcomp_plugins: Built, tmp_path: Path) -> None:
     x = noise(RATE, channels=2, seed=7)
     automation = ["--set", "threshold=-50@3000", "--set", "input gain=6@9000", "--set", "output gain=-3@12000",
-                  "--set", "mix=40@20000", "--set", "Bypass=1@30000", "--set", "ratio=8@35000"]
+                  "--set", "linked=1@15000", "--set", "mix=40@20000", "--set", "linked=0@25000",
+                  "--set", "Bypass=1@30000", "--set", "ratio=8@35000"]
     for rate in (RATE, 48000, 96000):
         _, out = _clap(zamcomp_plugins, x, tmp_path, rate, "--random-blocks", "9:700", "--count-allocations",
                        *automation)
@@ -333,7 +379,30 @@ def test_lv2_bundle_validates_and_renders_a_wav_like_the_engine(zamcomp_plugins:
     y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     engine = zamcomp_plugins.engine(2)
     engine.set_control("threshold", -45.0)
-    assert rate == RATE and np.array_equal(y.T, engine.process(x))
+    expected = engine.process(x)
+    assert rate == RATE and np.array_equal(y.T, expected)
+    # Debian's own file host, lv2file (lilv), gives the same output bitwise (--ignore-clipping: by default it
+    # clamps output samples beyond full scale, and this untrained model's output peaks at 1.3)
+    run = subprocess.run(["lv2file", "--ignore-clipping", "-i", str(tmp_path / "in.wav"), "-o",
+                          str(tmp_path / "lv2file.wav"), "-p", "threshold:-45", "-b", "300", uri],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    y, rate = sf.read(tmp_path / "lv2file.wav", dtype="float32")
+    assert rate == RATE and np.array_equal(y.T, expected)
+
+
+def test_lv2_bundle_passes_lv2_validate(zamcomp_plugins: Built) -> None:
+    """lv2_validate (lv2-dev, on sord_validate) checks the bundle's Turtle against the installed LV2 specs.
+    The one term it cannot know is DPF's `kx:NonAutomatable` port property on `linked` (KXStudio's
+    vocabulary, which Debian does not ship): anything else it reports fails the test."""
+    bundle = zamcomp_plugins.bundles["lv2"]
+    run = subprocess.run(["lv2_validate", *sorted(str(p) for p in bundle.glob("*.ttl"))], capture_output=True,
+                         text=True, timeout=120)
+    report = run.stdout + run.stderr
+    errors = [block for block in report.split("error: ")[1:]]
+    unknown = [e for e in errors if "kxstudio.sf.net/ns/lv2ext/props#NonAutomatable" not in e]
+    assert unknown == [] and "Found" in report, report
+    assert len(errors) <= 1
 
 
 # ---- neuralcomp plugin: IDs and refusals ------------------------------------------------------------------

@@ -601,6 +601,8 @@ static void copy_paths(const std::vector<PathState>& from, std::vector<PathState
   }
 }
 
+void Engine::restart() noexcept { restore_start_state(); }
+
 void Engine::restore_start_state() noexcept {
   Impl& s = *impl_;
   copy_paths(s.start_paths, s.paths);

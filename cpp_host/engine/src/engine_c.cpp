@@ -84,6 +84,10 @@ int nc_engine_prepare(nc_engine* engine, int num_channels, int max_block_size) {
   }
 }
 
+void nc_engine_restart(nc_engine* engine) {
+  if (engine) engine->engine->restart();
+}
+
 void nc_engine_reset(nc_engine* engine) {
   if (engine) engine->engine->reset();
 }

@@ -12,6 +12,11 @@
 // output is bitwise the engine's. Model controls go straight to the engine (atomics) and take effect
 // at the next pooling frame, as in every neuralcomp host.
 //
+// `linked` switches between two engines prepared up front (one per stereo mode), so the switch is
+// real-time safe: the newly active engine restarts from its start state (a copy, no allocation).
+// NaN/Inf input mutes the 512-sample step that holds it and counts it; the engine goes back to its
+// start state, and at other host rates so do the resamplers, as the Python host does.
+//
 // A damaged bundle (embedded model changed or refused by the engine) still loads: it passes the
 // input through unchanged and says why on stderr and in its description.
 #include <algorithm>
@@ -120,7 +125,8 @@ class NeuralcompPlugin : public Plugin {
   }
 
   ~NeuralcompPlugin() override {
-    if (engine_ != nullptr) nc_engine_free(engine_);
+    for (nc_engine* engine : engines_)
+      if (engine != nullptr) nc_engine_free(engine);
     if (model_ != nullptr) nc_model_free(model_);
   }
 
@@ -168,9 +174,9 @@ class NeuralcompPlugin : public Plugin {
       case kLinked:
         p.name = "linked";
         p.symbol = "linked";
-        p.hints = kParameterIsBoolean | kParameterIsInteger;  // resets the stream: not for automation
+        p.hints = kParameterIsBoolean | kParameterIsInteger;  // restarts the stream: a setting, not for automation
         p.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
-        p.description = "Stereo link: one gain computation for both channels (switching resets the stream)";
+        p.description = "Stereo link: one gain computation for both channels (switching restarts the stream)";
         break;
       case kBypass:
         p.initDesignation(kParameterDesignationBypass);
@@ -196,7 +202,8 @@ class NeuralcompPlugin : public Plugin {
     if (index >= kNumParameters || index == kNonfiniteBuffers || std::isnan(value)) return;
     if (index < kNumControls) {
       value = std::min(std::max(value, kControls[index].minimum), kControls[index].maximum);
-      if (engine_ != nullptr) nc_engine_set_control(engine_, static_cast<int>(index), value);
+      for (nc_engine* engine : engines_)
+        if (engine != nullptr) nc_engine_set_control(engine, static_cast<int>(index), value);
     } else if (index == kInputGain || index == kOutputGain) {
       value = std::min(std::max(value, kGainMinDb), kGainMaxDb);
     } else if (index == kMix) {
@@ -227,11 +234,10 @@ class NeuralcompPlugin : public Plugin {
     adapter_.prepare(host_rate, model_rate, kChannels, kChunk);
     latency_ = adapter_.total_latency(engine_ != nullptr ? nc_model_latency_samples(model_) : NC_MODEL_LATENCY);
     if (engine_ != nullptr) {
-      nc_engine_prepare(engine_, kChannels, adapter_.max_model_block());  // resets to the start state
-      if ((values_[kLinked] > 0.5f) != linked_) {
-        linked_ = !linked_;
-        nc_engine_set_linked(engine_, linked_ ? 1 : 0);
-      }
+      for (nc_engine* engine : engines_)
+        nc_engine_prepare(engine, kChannels, adapter_.max_model_block());  // resets to the start state
+      linked_ = values_[kLinked] > 0.5f;
+      engine_ = engines_[linked_ ? 1 : 0];
     }
     setLatency(static_cast<uint32_t>(latency_));
     ramp_samples_ = static_cast<int>(std::lround(kRampSeconds * host_rate));
@@ -253,7 +259,8 @@ class NeuralcompPlugin : public Plugin {
   void run(const float** inputs, float** outputs, uint32_t frames) override {
     if (engine_ != nullptr && (values_[kLinked] > 0.5f) != linked_) {
       linked_ = !linked_;
-      nc_engine_set_linked(engine_, linked_ ? 1 : 0);  // documented: resets the stream
+      engine_ = engines_[linked_ ? 1 : 0];  // both prepared in activate(): a pointer swap and a copy
+      nc_engine_restart(engine_);
     }
     input_gain_.set_target(db_to_gain(values_[kInputGain]), ramp_samples_);
     output_gain_.set_target(db_to_gain(values_[kOutputGain]), ramp_samples_);
@@ -278,14 +285,20 @@ class NeuralcompPlugin : public Plugin {
       mixes_[t] = mix_.next();
     }
     const bool unity_in = input_gain_.settled_at(1.0f) && gains_in_[0] == 1.0f;
-    // Wet input (the engine mutes a non-finite buffer itself, bitwise as the bare engine; through the
-    // resamplers the chunk is replaced by silence so their filters stay finite), dry into the delay line.
-    const bool feed_silence = !finite && !adapter_.passthrough();
+    // Wet input, dry into the delay line. At the model's rate the engine mutes a non-finite step itself,
+    // bitwise as the bare engine. Through the resamplers the step is not processed at all: the resamplers
+    // and the model go back to their start state, so the next step comes out as after a fresh start, as
+    // in the Python host (Processor at other rates).
+    const bool restart_stream = !finite && !adapter_.passthrough();
+    if (restart_stream && engine_ != nullptr) {
+      adapter_.reset();
+      nc_engine_restart(engine_);
+    }
     const int ring = static_cast<int>(dry_[0].size());
     for (int c = 0; c < kChannels; ++c) {
       const float* in = inputs[c] + offset;
       float* wet = wet_[c].data();
-      for (int t = 0; t < n; ++t) wet[t] = feed_silence ? 0.0f : (unity_in ? in[t] : in[t] * gains_in_[t]);
+      for (int t = 0; t < n; ++t) wet[t] = restart_stream ? 0.0f : (unity_in ? in[t] : in[t] * gains_in_[t]);
       float* dry = dry_[c].data();
       int w = dry_write_;
       for (int t = 0; t < n; ++t) {
@@ -293,7 +306,7 @@ class NeuralcompPlugin : public Plugin {
         w = w + 1 == ring ? 0 : w + 1;
       }
     }
-    if (engine_ != nullptr) adapter_.process(wet_ptrs_, n, &NeuralcompPlugin::run_engine, this);
+    if (engine_ != nullptr && !restart_stream) adapter_.process(wet_ptrs_, n, &NeuralcompPlugin::run_engine, this);
     const bool pure_wet = mix_.settled_at(1.0f) && mixes_[0] == 1.0f;
     const bool unity_out = output_gain_.settled_at(1.0f) && gains_out_[0] == 1.0f;
     for (int c = 0; c < kChannels; ++c) {
@@ -333,15 +346,24 @@ class NeuralcompPlugin : public Plugin {
       reason = std::string("the engine refused the embedded model: ") + error;
     } else if (nc_model_num_controls(model_) != static_cast<int>(kNumControls)) {
       reason = "the embedded model's controls differ from the plugin's parameters";
-    } else if ((engine_ = nc_engine_create(model_, kChannels, kChunk, error, sizeof error)) == nullptr) {
+    } else if ((engines_[0] = nc_engine_create(model_, kChannels, kChunk, error, sizeof error)) == nullptr ||
+               (engines_[1] = nc_engine_create(model_, kChannels, kChunk, error, sizeof error)) == nullptr) {
       reason = std::string("the engine could not start: ") + error;
+    } else if (nc_engine_set_linked(engines_[1], 1) != 0) {
+      reason = "the engine could not link the channels";
     }
     if (reason.empty()) {
-      for (uint32_t i = 0; i < kNumControls; ++i) nc_engine_set_control(engine_, static_cast<int>(i), values_[i]);
+      engine_ = engines_[0];
+      for (nc_engine* engine : engines_)
+        for (uint32_t i = 0; i < kNumControls; ++i) nc_engine_set_control(engine, static_cast<int>(i), values_[i]);
       description_ = "neural model of a compressor (neuralcomp)";
       return;
     }
-    if (model_ != nullptr && engine_ == nullptr) {
+    for (nc_engine*& engine : engines_) {
+      if (engine != nullptr) nc_engine_free(engine);
+      engine = nullptr;
+    }
+    if (model_ != nullptr) {
       nc_model_free(model_);
       model_ = nullptr;
     }
@@ -351,7 +373,8 @@ class NeuralcompPlugin : public Plugin {
   }
 
   nc_model* model_ = nullptr;
-  nc_engine* engine_ = nullptr;
+  nc_engine* engines_[2] = {nullptr, nullptr};  // unlinked, linked
+  nc_engine* engine_ = nullptr;                  // the active one; null when the bundle is damaged
   std::string description_;
   float values_[kNumParameters] = {};
   bool linked_ = false;

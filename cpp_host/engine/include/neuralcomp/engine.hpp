@@ -13,6 +13,7 @@
 //   * Engine::set_control() / set_control_normalised() may be called from ANY thread at any time:
 //     values travel through atomics and take effect for the pooling frames that finish in the next
 //     process() call (a frame's FiLM uses the controls in force at its last sample).
+//   * restart() is real-time safe too (it only copies the start state that the last reset computed).
 //   * Everything else (prepare, reset, set_linked, set_state, get_state) is NOT real-time safe and must
 //     not run concurrently with process() (as a plugin's prepareToPlay / setState).
 #pragma once
@@ -159,6 +160,9 @@ class Engine {
   // NaN keeps the previous value (the real-time path cannot throw).
   bool process_with_control_track(const float* const* input, float* const* output, int num_channels,
                                   int num_frames, const float* const* control_track) noexcept;
+  // Back to the start state that the last reset() (or prepare / set_linked) computed, by copying it:
+  // what a NaN/Inf call does, without counting one. reset() instead recomputes it at the current controls.
+  void restart() noexcept;
 
   // ---- any thread --------------------------------------------------------------------------------
   // Control in user units; throws ControlError for an unknown index or a value outside [min, max] or NaN.

@@ -55,6 +55,8 @@ double nc_engine_get_control(const nc_engine* engine, int index);
 int nc_engine_process(nc_engine* engine, const float* const* input, float* const* output, int num_channels,
                       int num_frames);
 int64_t nc_engine_nonfinite_buffers(const nc_engine* engine);
+/* REAL-TIME. Back to the start state the last reset/prepare/set_linked computed (a copy; counts nothing). */
+void nc_engine_restart(nc_engine* engine);
 
 #ifdef __cplusplus
 }
