@@ -374,7 +374,7 @@ class Trainer:
     def train_iteration(self) -> tuple[dict[str, float], float]:
         """One TBPTT iteration at the current position, then advance it; returns the loss terms and
         the gradient norm (nan between optimizer steps when accumulating)."""
-        cfg, p = self.config, self.progress
+        p = self.progress
         terms, grad_norm = self._iteration(self.train.batch(p.epoch, p.batch), p.piece)
         p.iteration += 1
         p.piece += 1
