@@ -25,7 +25,7 @@ from neuralcomp.evaluation import evaluate, streamed_aligned
 from neuralcomp.host import load
 from neuralcomp.plots import item_figure, loss_curves, static_curve_figure
 from neuralcomp.training.run import train_and_export
-from neuralcomp.training.trainer import TrainingConfig
+from neuralcomp.training.config import TrainingConfig
 
 AIMS = {"st_esr": 0.05, "gain_reduction_rmse_db": 1.0}  # the targets on held-out audio
 

@@ -88,7 +88,7 @@ def _train_data_parallel(args: argparse.Namespace, config: Any, preset: str | No
 def cmd_train(args: argparse.Namespace) -> int:
     from neuralcomp.training import distributed
     from neuralcomp.training.run import train_and_export
-    from neuralcomp.training.trainer import TrainingConfig
+    from neuralcomp.training.config import TrainingConfig
 
     overrides = {k: v for k, v in {"max_iterations": args.max_iterations, "length": args.length,
                                    "batch_size": args.batch_size, "subsequences": args.subsequences,

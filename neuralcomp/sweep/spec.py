@@ -33,7 +33,7 @@ from typing import Any
 from neuralcomp.config import PRESETS_DIR, SPTModConfig, load_preset, read_preset_json
 from neuralcomp.errors import ConfigError
 from neuralcomp.training.loss import LossConfig
-from neuralcomp.training.trainer import TrainingConfig
+from neuralcomp.training.config import TrainingConfig
 
 SWEEP_PRESETS_DIR = PRESETS_DIR / "sweeps"
 SEARCHES = ("grid", "optuna")

@@ -18,7 +18,8 @@ import torch
 from neuralcomp.model.lengths import first_iteration_input_length
 from neuralcomp.model.sptmod import SPTMod
 from neuralcomp.training.sequences import TrainingItem
-from neuralcomp.training.trainer import Trainer, TrainingConfig
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from neuralcomp.training.data import training_items
 from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.init import initialise_from, load_pretrained
 from neuralcomp.training.loss import CompressorLoss
-from neuralcomp.training.trainer import Trainer, TrainingConfig, streamed_losses
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer, streamed_losses
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,7 @@ def test_short_items_validate_and_test_but_never_train(tmp_path, capsys):
     from neuralcomp.config import load_preset
     from neuralcomp.model import SPTMod
     from neuralcomp.training.run import split_by_training_length
-    from neuralcomp.training.trainer import TrainingConfig
+    from neuralcomp.training.config import TrainingConfig
 
     data, lines = load_dataset(path), []
     model = SPTMod(load_preset("tiny", sample_rate=SR))

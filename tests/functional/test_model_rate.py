@@ -12,7 +12,7 @@ from neuralcomp.data.source import SourceConfig
 from neuralcomp.data.targets import PluginTarget, load_target_preset
 from neuralcomp.host.torchscript_host import TorchScriptHost
 from neuralcomp.training.run import train_and_export
-from neuralcomp.training.trainer import TrainingConfig
+from neuralcomp.training.config import TrainingConfig
 from tests.conftest import cpp_host_or_skip, native_engine_or_skip, noise
 
 SHORT = dict(tone_step_seconds=0.05, tone_separator_seconds=0.1, music_seconds=4.0, excerpt_seconds=1.0,

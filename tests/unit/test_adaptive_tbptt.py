@@ -17,7 +17,8 @@ from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.sequences import TrainingItem
-from neuralcomp.training.trainer import Trainer, TrainingConfig
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer
 from neuralcomp.training.truncation import (TruncationEstimateWarning, choose_truncation, estimate_decay,
                                             fit_geometric_rate, relative_bias)
 

@@ -224,7 +224,7 @@ def test_gain_settings_refused_and_read_from_a_preset():
     with pytest.raises(ConfigError, match="gain_wieght"):
         LossConfig.from_dict({"gain_wieght": 0.1})
     assert LossConfig.from_dict({"gain_weight": 0.1, "stft_windows": [512]}).stft_windows == (512,)
-    from neuralcomp.training.trainer import TrainingConfig
+    from neuralcomp.training.config import TrainingConfig
     with pytest.raises(ConfigError, match="gain_wieght"):
         TrainingConfig(loss={"gain_wieght": 0.1})
     assert TrainingConfig(loss={"gain_weight": 0.1}).loss_config().gain_weight == 0.1

@@ -14,7 +14,8 @@ from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.sequences import TBPTTSequences
-from neuralcomp.training.trainer import Trainer, TrainingConfig
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer
 from tests.unit.test_tbptt import LENGTH, _config, _items, _model
 
 REGULARISED = dict(spn_dropout=0.3, spn_item_dropout=0.5)

@@ -9,7 +9,8 @@ from neuralcomp.errors import ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.training.loss import LossConfig
 from neuralcomp.training.sequences import TBPTTSequences, TrainingItem
-from neuralcomp.training.trainer import Trainer, TrainingConfig
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer
 
 LENGTH = 2048
 

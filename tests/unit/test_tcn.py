@@ -13,7 +13,8 @@ from neuralcomp.model import TCN, SPTMod, build_model
 from neuralcomp.model.checkpoint import load_model, save_model
 from neuralcomp.model.complexity import complexity
 from neuralcomp.training.sequences import TBPTTSequences
-from neuralcomp.training.trainer import Trainer, TrainingConfig
+from neuralcomp.training.config import TrainingConfig
+from neuralcomp.training.trainer import Trainer
 from tests.unit.test_tbptt import _items
 
 SMALL = dict(channels=4, kernel_size=3, dilations=(1, 2, 4, 8), film_hidden=8)  # receptive field 31
