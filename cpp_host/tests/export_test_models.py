@@ -14,8 +14,9 @@ from pathlib import Path
 from neuralcomp.cli import main as neuralcomp_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ("tiny", "sptmod25", "sptmod24")
+PRESETS = ("tiny", "sptmod25", "sptmod24", "tcn")
 MODES = ("causal", "paper")
+CAUSAL_ONLY = ("tcn",)  # no look-ahead frames: a TCN has no paper mode
 CONTROL_COUNTS = (0, 7)
 
 
@@ -32,6 +33,8 @@ def export_all(out_dir: Path) -> None:
     newest_source = _newest_source_time()
     for preset in PRESETS:
         for mode in MODES:
+            if preset in CAUSAL_ONLY and mode != "causal":
+                continue
             for controls in CONTROL_COUNTS:
                 path = out_dir / f"{preset}_{mode}_c{controls}.ts"
                 if path.is_file() and path.stat().st_mtime > newest_source:

@@ -94,7 +94,8 @@ std::vector<const float*> track_pointers(const std::vector<std::vector<float>>& 
 ModelPtr load_short(const std::string& path) {
   const nctest::Bytes shortened = nctest::with_start_state_in_place(nctest::read_bytes(path), 2 * 64);
   const ModelPtr model = Model::load_memory(shortened.data(), shortened.size(), path + " (start state shortened)");
-  check(model->start_state_samples() == 2 * 64 && model->pool_size() == 64, path + ": the start state was not shortened");
+  check(model->start_state_samples() == 2 * 64 && (model->pool_size() == 64 || model->is_tcn()),
+        path + ": the start state was not shortened");
   return model;
 }
 
@@ -167,15 +168,17 @@ void check_partitions(const ModelPtr& model, const std::string& name, int channe
   std::vector<std::pair<std::string, std::vector<int>>> partitions{
       {"random 1..8192", nctest::random_sizes(rng, frames, 8192)},
       {"primes", nctest::repeat_sizes({1, 2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191}, frames)},
-      {"P-1, P, P+1", nctest::repeat_sizes({P - 1, P, P + 1}, frames)},
-      {"P+1, P-1", nctest::repeat_sizes({P + 1, P - 1}, frames)},
   };
+  if (P > 1) {  // around the frame (a TCN's frame is one sample: the single-sample partition covers it)
+    partitions.emplace_back("P-1, P, P+1", nctest::repeat_sizes({P - 1, P, P + 1}, frames));
+    partitions.emplace_back("P+1, P-1", nctest::repeat_sizes({P + 1, P - 1}, frames));
+  }
   // many 1-sample buffers (three frames and a bit), then the rest in one call
-  std::vector<int> ones(3 * P + 5, 1);
+  std::vector<int> ones(P > 1 ? 3 * P + 5 : 300, 1);
   ones.push_back(static_cast<int>(frames - ones.size()));
   partitions.emplace_back("3P+5 single samples, then the rest", ones);
   if (!thorough) partitions.erase(partitions.begin() + 1);  // primes
-  if (!thorough) partitions.erase(partitions.begin() + 2);  // P+1, P-1
+  if (!thorough && P > 1) partitions.erase(partitions.begin() + 2);  // P+1, P-1
 
   const std::string context = setup_name(name, channels, linked) + ", seed " + std::to_string(seed);
   // without control changes one call is the reference of every partition
@@ -234,8 +237,9 @@ void check_real_start_state(const std::string& path, const std::string& name, si
 }
 
 void partitions_suite(nctest::Runner& runner, const std::string& dir, const std::string& preset, size_t frames,
-                      uint64_t seed, bool thorough) {
+                      uint64_t seed, bool thorough, bool causal_only = false) {
   for (const char* mode : {"causal", "paper"}) {
+    if (causal_only && std::string(mode) != "causal") continue;
     for (int controls : {0, 7}) {
       const std::string path = nctest::model_path(dir, preset, mode, controls);
       const std::string name = preset + " " + mode + " " + std::to_string(controls) + " controls";
@@ -644,6 +648,8 @@ int main(int argc, char** argv) {
     partitions_suite(runner, dir, "sptmod25", 6000, seed, false);
   } else if (suite == "partitions-sptmod24") {
     partitions_suite(runner, dir, "sptmod24", 2500, seed, false);
+  } else if (suite == "partitions-tcn") {
+    partitions_suite(runner, dir, "tcn", 6000, seed, false, true);
   } else if (suite == "buffer-sizes") {
     buffer_sizes_suite(runner, dir, seed);
   } else if (suite == "state") {

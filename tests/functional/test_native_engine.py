@@ -210,16 +210,69 @@ def test_refuses_old_foreign_truncated_corrupt_newer_and_unknown_files(model_fil
     (tmp_path / "flipped.ts").write_bytes(bytes(flipped))
     _rewrite_entry(path, tmp_path / "old.ts", lambda data: None)
     _rewrite_entry(path, tmp_path / "newer.ts", lambda data: _with_index(data, lambda index: 99))
-    _rewrite_entry(path, tmp_path / "tcn.ts", lambda data: _with_index(data, lambda index: index.update(
+    _rewrite_entry(path, tmp_path / "wavenet.ts", lambda data: _with_index(data, lambda index: index.update(
+        architecture="wavenet")))
+    _rewrite_entry(path, tmp_path / "relabelled.ts", lambda data: _with_index(data, lambda index: index.update(
         architecture="tcn")))
     _rewrite_entry(path, tmp_path / "misshapen.ts", lambda data: _with_index(data, lambda index: index["blocks"][1]
                                                                           .update(kernel_size=5)))
     expected = {
         "missing.ts": "does not exist", "empty.ts": "empty file", "text.ts": "not a model archive",
         "truncated.ts": "not a model archive", "foreign.ts": "not a neuralcomp model",
-        "flipped.ts": "CRC", "old.ts": "re-export", "newer.ts": "newer", "tcn.ts": "architecture 'tcn'",
+        "flipped.ts": "CRC", "old.ts": "re-export", "newer.ts": "newer", "wavenet.ts": "architecture 'wavenet'",
+        "relabelled.ts": "pool_size",
         "misshapen.ts": "shape",
     }
     for name, message in expected.items():
         with pytest.raises(ModelFileError, match=message):
             neuralcomp.load(tmp_path / name, backend="native")
+
+
+def test_tcn_follows_torchscript_streams_bitwise_and_restores_state(model_files):
+    """The TCN baseline in the native engine: within 1e-5 of TorchScript over program material with
+    controls set, any partition (stereo linked and unlinked, control changes at boundaries) bitwise one
+    call with a control track, and a snapshot restored continues identically."""
+    from tests.streaming_helpers import control_schedule, control_track, random_partition, run_seed
+
+    path = model_files("tcn", "causal", 7)[0]
+    x = _program(12.0)
+    native = neuralcomp.load(path, backend="native")
+    reference = neuralcomp.load(path, backend="python")
+    for p in (native, reference):
+        p.set_control("c0", 0.8)
+        p.set_control("c3", 0.2)
+    y_native = native.process(x, 44100, buffer_size=64)
+    assert np.max(np.abs(y_native - reference.process(x, 44100, buffer_size=4096))) <= 1e-5
+    assert not np.array_equal(y_native, x)  # the gain is not unity: the comparison means something
+
+    seed = run_seed()
+    rng = np.random.default_rng(seed)
+    host = native._host
+    stereo = noise(6000, channels=2, seed=int(rng.integers(2**31)))
+    stereo[1] *= 0.2
+    for linked in (False, True):
+        sizes = random_partition(rng, stereo.shape[1])
+        schedule = control_schedule(len(sizes), 7, int(rng.integers(2**31)))
+        track = control_track(sizes, schedule)
+        host.reset(2)
+        host.linked = linked
+        start = host.get_state()
+        parts, position = [], 0
+        for size in sizes:
+            parts.append(host.process(np.ascontiguousarray(stereo[:, position:position + size]),
+                                      np.ascontiguousarray(track[:, position:position + size])))
+            position += size
+        host.set_state(start)
+        one_call = host.process(stereo, track)
+        assert np.array_equal(np.concatenate(parts, axis=1), one_call), f"NEURALCOMP_TEST_SEED={seed}, linked {linked}"
+    host.linked = False
+    host.reset(1)
+    host.process(np.ascontiguousarray(x[:, :5000]))
+    snapshot = host.get_state()
+    expected = host.process(np.ascontiguousarray(x[:, 5000:9000]))
+    host.process(noise(777, seed=1))
+    host.set_state(snapshot)
+    assert np.array_equal(host.process(np.ascontiguousarray(x[:, 5000:9000])), expected)
+    assert list(host.state_names) == reference.state_names
+    with pytest.raises(StateError):
+        host.set_state(snapshot[:-1])

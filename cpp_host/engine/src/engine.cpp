@@ -1,4 +1,6 @@
 // The real-time SPTMod engine. Mirrors export/streaming.py step by step; see DESIGN.md section 11.
+// The TCN baseline (export/streaming_tcn.py) runs per sample through run_tcn_path: its pool size is 1,
+// so every sample is a frame, and each block keeps its input history in a ring of (k - 1) d + 1 rows.
 //
 // Partition invariance by construction: each output sample is computed by the same instructions in
 // the same order whatever the call length. Kernels loop over channels (vectorised, zero-padded to
@@ -59,6 +61,32 @@ void affine_rows8(const float* weight, const float* bias, const float* x, int ro
   }
 }
 
+// acc = bias + sum_r x[r] * weight[r][:] with GROUPS * 8 lanes in registers (the TCN's convs): the
+// same row order as affine_rows8, so the same result, only faster.
+using AffineKernel = void (*)(const float* weight, const float* bias, const float* x, int rows, int lanes, float* acc);
+
+template <int GROUPS>
+void affine_fixed(const float* weight, const float* bias, const float* x, int rows, int, float* out) {
+  Lanes8 acc[GROUPS];
+  for (int g = 0; g < GROUPS; ++g) acc[g] = load8(bias + 8 * g);
+  for (int r = 0; r < rows; ++r) {
+    const Lanes8 xr = splat8(x[r]);
+    const float* wr = weight + static_cast<size_t>(r) * (8 * GROUPS);
+    for (int g = 0; g < GROUPS; ++g) acc[g] += load8(wr + 8 * g) * xr;
+  }
+  for (int g = 0; g < GROUPS; ++g) store8(out + 8 * g, acc[g]);
+}
+
+AffineKernel affine_kernel_for(int lanes) {
+  switch (lanes) {
+    case 8: return affine_fixed<1>;
+    case 16: return affine_fixed<2>;
+    case 24: return affine_fixed<3>;
+    case 32: return affine_fixed<4>;
+    default: return affine_rows8;
+  }
+}
+
 void conv_prelu_any(const BlockWeights& w, const float* rows, float* z) {
   affine_rows8(w.conv_weight.data(), w.conv_bias.data(), rows, w.kernel_size * w.in_channels, w.lanes, z);
   const Lanes8 zero = splat8(0.0f);
@@ -109,6 +137,8 @@ struct BlockStream {
   std::vector<float> pool;        // (P, lanes): PReLU output of the unfinished frame, row = phase
   std::vector<float> h, c;        // (H,)
   std::vector<float> history;     // (2, modulation_lanes): modulation of the older and newer frame
+  std::vector<float> ring;        // TCN: (context + 1, c_in) block input rows, a ring; row `head` is next
+  int head = 0;
 };
 
 struct PathState {  // one modulation path (a channel, or the shared detector when linked)
@@ -122,6 +152,7 @@ struct FilmParams {
 
 struct Engine::Impl {
   std::vector<ConvKernel> conv_kernels;
+  std::vector<AffineKernel> affine_kernels;  // TCN: the conv and residual 1x1 of each block
   std::vector<PathState> paths, start_paths;
   int phase = 0, start_phase = 0;
   // paper mode: input of the unfinished frame and a ring of processed output, per audio channel
@@ -141,6 +172,7 @@ struct Engine::Impl {
   std::vector<float> detector;                  // (max(P, max_block),)
   std::vector<std::vector<float>> frame_audio;  // paper: (C, P)
   std::vector<float> z, modulation, pooled, xh, gates, new_modulation;
+  std::vector<float> taps, block_in, block_out, skip;  // TCN: gathered conv inputs and block activations
   std::vector<float*> audio_ptrs;
   std::vector<const float*> frame_input_ptrs;
   std::vector<const float*> piece_input;
@@ -166,6 +198,7 @@ Engine::Engine(std::shared_ptr<const Model> model, int num_channels, int max_blo
   int widest_hidden = 1, widest_out = 1;
   for (const auto& b : model_->blocks_) {
     s.conv_kernels.push_back(conv_kernel_for(b->lanes));
+    s.affine_kernels.push_back(affine_kernel_for(b->lanes));
     s.film.push_back(FilmParams{std::vector<float>(b->lanes, 0.0f), std::vector<float>(b->lanes, 0.0f)});
     widest_hidden = std::max(widest_hidden, b->film_hidden);
     widest_out = std::max(widest_out, 2 * b->channels);
@@ -200,6 +233,10 @@ void Engine::prepare(int num_channels, int max_block_size) {
       bs.h.assign(H, 0.0f);
       bs.c.assign(H, 0.0f);
       bs.history.assign(2 * static_cast<size_t>(b->modulation_lanes), 0.0f);
+      if (m.is_tcn()) {
+        bs.conv_input.assign(0, 0.0f);  // a TCN reads its ring instead
+        bs.ring.assign(static_cast<size_t>(b->context + 1) * b->in_channels, 0.0f);
+      }
       path.blocks.push_back(std::move(bs));
     }
     return path;
@@ -224,6 +261,12 @@ void Engine::prepare(int num_channels, int max_block_size) {
     gate_lanes = std::max(gate_lanes, b->gate_lanes);
     xh = std::max(xh, b->channels + H);
   }
+  int taps = 1;
+  for (const auto& b : m.blocks_) taps = std::max(taps, b->kernel_size * b->in_channels);
+  s.taps.assign(taps, 0.0f);
+  s.block_in.assign(lanes, 0.0f);
+  s.block_out.assign(lanes, 0.0f);
+  s.skip.assign(lanes, 0.0f);
   s.z.assign(lanes, 0.0f);
   s.pooled.assign(lanes, 0.0f);
   s.modulation.assign(modulation_lanes, 0.0f);
@@ -475,6 +518,28 @@ void Engine::load_detector(PathState& path, const float* const* input, int path_
 void Engine::run_piece(const float* const* input, float* const* output, int count) noexcept {
   Impl& s = *impl_;
   const int P = model_->pool_size();
+  if (model_->is_tcn()) {
+    for (int p = 0; p < detector_paths(); ++p) {
+      const int first = linked_ ? 0 : p, channels = linked_ ? num_channels_ : 1;
+      float* detector = s.detector.data();
+      if (!linked_ || num_channels_ == 1) {
+        std::memcpy(detector, input[p], sizeof(float) * count);
+      } else {
+        for (int t = 0; t < count; ++t) {  // the channel of largest magnitude (signed), first on ties
+          float loudest = input[0][t];
+          for (int ch = 1; ch < num_channels_; ++ch)
+            if (std::fabs(input[ch][t]) > std::fabs(loudest)) loudest = input[ch][t];
+          detector[t] = loudest;
+        }
+      }
+      for (int a = 0; a < channels; ++a) {
+        if (output[first + a] != input[first + a]) std::memcpy(output[first + a], input[first + a], sizeof(float) * count);
+        s.audio_ptrs[a] = output[first + a];
+      }
+      run_tcn_path(s.paths[p], s.audio_ptrs.data(), channels, detector, count);
+    }
+    return;  // the phase stays 0: every sample is a whole frame
+  }
   if (!model_->paper_mode()) {
     for (int p = 0; p < detector_paths(); ++p) {
       load_detector(s.paths[p], input, p, count);
@@ -574,6 +639,8 @@ void Engine::zero_state() noexcept {
       std::fill(bs.pool.begin(), bs.pool.end(), 0.0f);
       std::fill(bs.h.begin(), bs.h.end(), 0.0f);
       std::fill(bs.c.begin(), bs.c.end(), 0.0f);
+      std::fill(bs.ring.begin(), bs.ring.end(), 0.0f);
+      bs.head = 0;
       const BlockWeights& w = *model_->blocks_[j];
       // the zero state's modulation is the projection of h = 0: its bias, in both frames
       std::copy(w.projection_bias.begin(), w.projection_bias.end(), bs.history.begin());
@@ -597,6 +664,8 @@ static void copy_paths(const std::vector<PathState>& from, std::vector<PathState
       std::copy(a.h.begin(), a.h.end(), b.h.begin());
       std::copy(a.c.begin(), a.c.end(), b.c.begin());
       std::copy(a.history.begin(), a.history.end(), b.history.begin());
+      std::copy(a.ring.begin(), a.ring.end(), b.ring.begin());
+      b.head = a.head;
     }
   }
 }
@@ -653,6 +722,7 @@ void Engine::set_linked(bool linked) {
 // ---- state snapshots (the TorchScript module's names and shapes) -----------------------------------------
 
 std::vector<StateTensor> Engine::get_state() const {
+  if (model_->is_tcn()) return get_tcn_state();
   const Impl& s = *impl_;
   const Model& m = *model_;
   const int P = m.pool_size(), D = detector_paths(), C = num_channels_;
@@ -709,6 +779,10 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
   for (size_t i = 0; i < names.size(); ++i) {
     if (state[i].name != names[i]) throw StateError("state tensor " + std::to_string(i) + " is '" + state[i].name +
                                                     "', this model needs '" + names[i] + "'");
+  }
+  if (m.is_tcn()) {
+    set_tcn_state(state);
+    return;
   }
   const StateTensor& phase_tensor = state[0];
   if (phase_tensor.data.size() != 1) throw StateError("state 'phase' must be a scalar");  // any shape of 1 element
@@ -785,6 +859,115 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
     s.queue_read = 0;
     s.queue_count = P - 1 - phase;
   }
+}
+
+
+// ---- the TCN baseline ------------------------------------------------------------------------------------
+
+// Per sample: each block writes its input row into its ring, gathers the k taps t - (k-1-i) d (oldest
+// first), z = PReLU(beta + gamma * (bias + W . taps)), output z + residual; then the gain
+// scale * sigmoid(bias + w . h) multiplies the path's audio channels. The same instructions for every
+// sample whatever the call length, so any partition is bitwise one call.
+void Engine::run_tcn_path(PathState& path, float* const* audio, int audio_channels, const float* detector,
+                          int count) noexcept {
+  Impl& s = *impl_;
+  const Model& m = *model_;
+  const int num_blocks = static_cast<int>(m.blocks_.size());
+  const Lanes8 zero = splat8(0.0f);
+  for (int t = 0; t < count; ++t) {
+    float* in = s.block_in.data();
+    float* out = s.block_out.data();
+    in[0] = detector[t];
+    for (int j = 0; j < num_blocks; ++j) {
+      const BlockWeights& w = *m.blocks_[j];
+      BlockStream& bs = path.blocks[j];
+      const int c_in = w.in_channels, k = w.kernel_size, lanes = w.lanes, rows = w.context + 1;
+      std::memcpy(bs.ring.data() + static_cast<size_t>(bs.head) * c_in, in, sizeof(float) * c_in);
+      for (int tap = 0; tap < k; ++tap) {
+        int row = bs.head - (k - 1 - tap) * w.dilation;
+        if (row < 0) row += rows;
+        std::memcpy(s.taps.data() + static_cast<size_t>(tap) * c_in, bs.ring.data() + static_cast<size_t>(row) * c_in,
+                    sizeof(float) * c_in);
+      }
+      bs.head = bs.head + 1 == rows ? 0 : bs.head + 1;
+      float* z = s.z.data();
+      const AffineKernel affine = s.affine_kernels[j];
+      affine(w.conv_weight.data(), w.conv_bias.data(), s.taps.data(), k * c_in, lanes, z);
+      const float* skip = in;
+      if (w.residual_projection) {
+        affine(w.residual_weight.data(), w.residual_bias.data(), in, c_in, lanes, s.skip.data());
+        skip = s.skip.data();
+      }
+      const FilmParams& f = s.film[j];
+      for (int o = 0; o < lanes; o += 8) {
+        Lanes8 v = load8(z + o);
+        if (w.film_hidden > 0) v = load8(f.beta.data() + o) + v * load8(f.gamma_over_pool.data() + o);
+        const Lanes8 negative = load8(w.prelu.data() + o) * v;
+        v = v > zero ? v : negative;
+        store8(z + o, v);
+      }
+      for (int o = 0; o < w.channels; ++o) out[o] = z[o] + skip[o];
+      std::swap(in, out);
+    }
+    float logit = m.gain_bias_;
+    for (size_t i = 0; i < m.gain_weight_.size(); ++i) logit += in[i] * m.gain_weight_[i];
+    const float gain = m.gain_scale_ * sigmoid(logit);
+    for (int a = 0; a < audio_channels; ++a) audio[a][t] = gain * audio[a][t];
+  }
+}
+
+// TCN state: "phase" (always 0) and per block conv_cache (D, (k - 1) d, c_in), oldest row first.
+std::vector<StateTensor> Engine::get_tcn_state() const {
+  const Impl& s = *impl_;
+  const Model& m = *model_;
+  const int D = detector_paths();
+  std::vector<StateTensor> state;
+  state.push_back(StateTensor{"phase", {}, {0.0f}});
+  for (size_t j = 0; j < m.blocks_.size(); ++j) {
+    const BlockWeights& w = *m.blocks_[j];
+    StateTensor conv{"block" + std::to_string(j) + ".conv_cache", {D, w.context, w.in_channels}, {}};
+    const int rows = w.context + 1;
+    for (int p = 0; p < D; ++p) {
+      const BlockStream& bs = s.paths[p].blocks[j];
+      for (int r = 0; r < w.context; ++r) {  // the context rows before `head`, oldest first
+        const float* row = bs.ring.data() + static_cast<size_t>((bs.head + 1 + r) % rows) * w.in_channels;
+        conv.data.insert(conv.data.end(), row, row + w.in_channels);
+      }
+    }
+    state.push_back(std::move(conv));
+  }
+  return state;
+}
+
+void Engine::set_tcn_state(const std::vector<StateTensor>& state) {
+  const Model& m = *model_;
+  const std::vector<std::string> names = m.state_names();
+  if (state[0].data.size() != 1 || state[0].data[0] != 0.0f) throw StateError("state 'phase' must be 0 for a TCN");
+  const int D = detector_paths();
+  for (size_t j = 0; j < m.blocks_.size(); ++j) {
+    const BlockWeights& w = *m.blocks_[j];
+    const StateTensor& t = state[j + 1];
+    const std::vector<int64_t> expected{D, w.context, w.in_channels};
+    if (t.shape != expected || t.data.size() != static_cast<size_t>(D) * w.context * w.in_channels) {
+      throw StateError("state '" + names[j + 1] + "' must have shape [" + std::to_string(D) + ", " +
+                       std::to_string(w.context) + ", " + std::to_string(w.in_channels) + "] (" + std::to_string(D) +
+                       " detector path(s): reset to the snapshot's channel count and link setting first)");
+    }
+    for (float v : t.data)
+      if (!std::isfinite(v)) throw StateError("state '" + names[j + 1] + "' holds NaN or Inf");
+  }
+  Impl& s = *impl_;
+  for (size_t j = 0; j < m.blocks_.size(); ++j) {
+    const BlockWeights& w = *m.blocks_[j];
+    const size_t size = static_cast<size_t>(w.context) * w.in_channels;
+    for (int p = 0; p < D; ++p) {
+      BlockStream& bs = s.paths[p].blocks[j];
+      std::fill(bs.ring.begin(), bs.ring.end(), 0.0f);
+      std::copy_n(state[j + 1].data.begin() + p * size, size, bs.ring.begin());
+      bs.head = w.context;  // the next row goes after the restored ones
+    }
+  }
+  s.phase = 0;
 }
 
 }  // namespace neuralcomp

@@ -22,6 +22,7 @@ constexpr size_t kHeaderBytes = 24;
 // Bounds that no real model reaches; a crafted file cannot make the engine allocate without limit.
 constexpr int kMaxChannels = 1024, kMaxKernel = 1024, kMaxHidden = 1024, kMaxBlocks = 64, kMaxControls = 256;
 constexpr int kMaxPool = 16384;
+constexpr int kMaxDilation = 1 << 16, kMaxContext = 1 << 20;
 
 uint32_t le32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
@@ -85,29 +86,7 @@ struct ModelParser {
     return values;
   }
 
-  std::shared_ptr<Model> parse(const std::string& metadata_json) const {
-    std::shared_ptr<Model> model(new Model());
-    model->source_ = source;
-    model->metadata_json_ = metadata_json;
-    const auto arch = index.find("architecture");
-    if (arch == index.end() || !arch->is_string()) refuse("engine index has no architecture");
-    if (arch->get<std::string>() != "sptmod") {
-      refuse("architecture '" + arch->get<std::string>() + "' is not one this engine can run (it runs 'sptmod'); "
-             "use the torchscript backend or upgrade neuralcomp");
-    }
-    model->sample_rate_ = integer(index, "sample_rate", 1000, 1536000);
-    model->pool_size_ = integer(index, "pool_size", 1, kMaxPool);
-    model->lstm_hidden_ = integer(index, "lstm_hidden", 1, kMaxHidden);
-    model->start_state_samples_ = integer(index, "start_state_samples", 0, 1 << 20);
-    if (model->start_state_samples_ % model->pool_size_ != 0) refuse("start_state_samples is not whole frames");
-    const auto mode = index.find("mode");
-    if (mode == index.end() || !mode->is_string() ||
-        (mode->get<std::string>() != "causal" && mode->get<std::string>() != "paper")) {
-      refuse("engine index mode must be 'causal' or 'paper'");
-    }
-    model->mode_ = mode->get<std::string>();
-    model->paper_mode_ = model->mode_ == "paper";
-
+  void parse_controls(Model& model) const {
     const auto controls = index.find("controls");
     if (controls == index.end() || !controls->is_array() || controls->size() > kMaxControls) {
       refuse("engine index has no valid control list");
@@ -128,10 +107,11 @@ struct ModelParser {
           (info.log_mapping && !(info.minimum > 0)) || !std::isfinite(info.minimum) || !std::isfinite(info.maximum)) {
         refuse("control '" + info.name + "' has an invalid range or default");
       }
-      model->controls_.push_back(info);
+      model.controls_.push_back(info);
     }
-    const int n = static_cast<int>(model->controls_.size());
+  }
 
+  std::map<std::string, const nlohmann::json*> tensor_index() const {
     std::map<std::string, const nlohmann::json*> tensors;
     const auto list = index.find("tensors");
     if (list == index.end() || !list->is_array()) refuse("engine index has no tensor list");
@@ -139,13 +119,134 @@ struct ModelParser {
       if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) refuse("a tensor has no name");
       tensors[t["name"].get<std::string>()] = &t;
     }
-    const int P = model->pool_size_, H = model->lstm_hidden_;
-    model->interpolation_weights_ = tensor(tensors, "interp_weights", {P});
+    return tensors;
+  }
 
+  const nlohmann::json& block_list() const {
     const auto blocks = index.find("blocks");
     if (blocks == index.end() || !blocks->is_array() || blocks->empty() || blocks->size() > kMaxBlocks) {
       refuse("engine index has no valid block list");
     }
+    return *blocks;
+  }
+
+  // conv_weight_t (c_in * k, c) has row i * k + tap; the kernels want row tap * c_in + i, lanes wide
+  void conv_and_film(const std::map<std::string, const nlohmann::json*>& tensors, const std::string& prefix,
+                     int n, BlockWeights& w) const {
+    const int c = w.channels, c_in = w.in_channels, k = w.kernel_size, h = w.film_hidden;
+    w.lanes = padded_lanes(c);
+    const auto conv = tensor(tensors, prefix + "conv_weight_t", {c_in * k, c});
+    w.conv_weight.assign(static_cast<size_t>(k) * c_in * w.lanes, 0.0f);
+    for (int tap = 0; tap < k; ++tap)
+      for (int i = 0; i < c_in; ++i)
+        for (int o = 0; o < c; ++o)
+          w.conv_weight[(static_cast<size_t>(tap) * c_in + i) * w.lanes + o] = conv[(static_cast<size_t>(i) * k + tap) * c + o];
+    w.conv_bias = tensor(tensors, prefix + "conv_bias", {c});
+    w.conv_bias.resize(w.lanes, 0.0f);
+    w.prelu = tensor(tensors, prefix + "prelu_weight", {c});
+    w.prelu.resize(w.lanes, 0.0f);
+    if (h > 0) {
+      w.film0_weight = tensor(tensors, prefix + "film0_weight_t", {n, h});
+      w.film0_bias = tensor(tensors, prefix + "film0_bias", {h});
+      w.film0_prelu = tensor(tensors, prefix + "film0_prelu", {h});
+      w.film1_weight = tensor(tensors, prefix + "film1_weight_t", {h, h});
+      w.film1_bias = tensor(tensors, prefix + "film1_bias", {h});
+      w.film1_prelu = tensor(tensors, prefix + "film1_prelu", {h});
+      w.film2_weight = tensor(tensors, prefix + "film2_weight_t", {h, 2 * c});
+      w.film2_bias = tensor(tensors, prefix + "film2_bias", {2 * c});
+    }
+  }
+
+  // The TCN baseline (export/streaming_tcn.py): blocks of dilated conv, FiLM, PReLU and residual, then a gain.
+  void parse_tcn(Model& model) const {
+    model.pool_size_ = integer(index, "pool_size", 1, 1);
+    model.lstm_hidden_ = 0;
+    model.interpolation_weights_ = {1.0f};
+    const auto mode = index.find("mode");
+    if (mode == index.end() || !mode->is_string() || mode->get<std::string>() != "causal") {
+      refuse("a TCN's engine index mode must be 'causal'");
+    }
+    model.mode_ = "causal";
+    model.paper_mode_ = false;
+    parse_controls(model);
+    const int n = static_cast<int>(model.controls_.size());
+    const auto tensors = tensor_index();
+    const nlohmann::json& blocks = block_list();
+    int previous_channels = 1;
+    for (size_t j = 0; j < blocks.size(); ++j) {
+      const auto& b = blocks[j];
+      if (!b.is_object()) refuse("block " + std::to_string(j) + " is not an object");
+      auto w = std::make_unique<BlockWeights>();
+      w->in_channels = integer(b, "in_channels", 1, kMaxChannels);
+      w->channels = integer(b, "channels", 1, kMaxChannels);
+      w->kernel_size = integer(b, "kernel_size", 1, kMaxKernel);
+      w->dilation = integer(b, "dilation", 1, kMaxDilation);
+      w->film_hidden = integer(b, "film_hidden", 0, kMaxHidden);
+      if (!b.contains("residual_projection") || !b["residual_projection"].is_boolean()) {
+        refuse("block lacks residual_projection");
+      }
+      w->residual_projection = b["residual_projection"].get<bool>();
+      if (w->in_channels != previous_channels || w->residual_projection != (w->in_channels != w->channels) ||
+          (w->film_hidden > 0) != (n > 0)) {
+        refuse("block " + std::to_string(j) + " does not chain with its neighbours (an architecture this engine "
+               "cannot run)");
+      }
+      w->context = (w->kernel_size - 1) * w->dilation;
+      if (w->context > kMaxContext) refuse("block " + std::to_string(j) + " looks back too far");
+      previous_channels = w->channels;
+      const std::string prefix = "block" + std::to_string(j) + ".";
+      conv_and_film(tensors, prefix, n, *w);
+      if (w->residual_projection) {
+        const auto residual = tensor(tensors, prefix + "residual_weight_t", {w->in_channels, w->channels});
+        w->residual_weight.assign(static_cast<size_t>(w->in_channels) * w->lanes, 0.0f);
+        for (int i = 0; i < w->in_channels; ++i)
+          std::memcpy(&w->residual_weight[static_cast<size_t>(i) * w->lanes],
+                      &residual[static_cast<size_t>(i) * w->channels], sizeof(float) * w->channels);
+        w->residual_bias = tensor(tensors, prefix + "residual_bias", {w->channels});
+        w->residual_bias.resize(w->lanes, 0.0f);
+      }
+      model.blocks_.push_back(std::move(w));
+    }
+    model.gain_weight_ = tensor(tensors, "gain_weight", {previous_channels});
+    model.gain_bias_ = tensor(tensors, "gain_bias", {1})[0];
+    model.gain_scale_ = tensor(tensors, "gain_scale", {1})[0];
+  }
+
+  std::shared_ptr<Model> parse(const std::string& metadata_json) const {
+    std::shared_ptr<Model> model(new Model());
+    model->source_ = source;
+    model->metadata_json_ = metadata_json;
+    const auto arch = index.find("architecture");
+    if (arch == index.end() || !arch->is_string()) refuse("engine index has no architecture");
+    model->architecture_ = arch->get<std::string>();
+    if (model->architecture_ != "sptmod" && model->architecture_ != "tcn") {
+      refuse("architecture '" + arch->get<std::string>() + "' is not one this engine can run (it runs 'sptmod' "
+             "and 'tcn'); use the torchscript backend or upgrade neuralcomp");
+    }
+    model->sample_rate_ = integer(index, "sample_rate", 1000, 1536000);
+    model->start_state_samples_ = integer(index, "start_state_samples", 0, 1 << 20);
+    if (model->architecture_ == "tcn") {
+      parse_tcn(*model);
+      return model;
+    }
+    model->pool_size_ = integer(index, "pool_size", 1, kMaxPool);
+    model->lstm_hidden_ = integer(index, "lstm_hidden", 1, kMaxHidden);
+    if (model->start_state_samples_ % model->pool_size_ != 0) refuse("start_state_samples is not whole frames");
+    const auto mode = index.find("mode");
+    if (mode == index.end() || !mode->is_string() ||
+        (mode->get<std::string>() != "causal" && mode->get<std::string>() != "paper")) {
+      refuse("engine index mode must be 'causal' or 'paper'");
+    }
+    model->mode_ = mode->get<std::string>();
+    model->paper_mode_ = model->mode_ == "paper";
+
+    parse_controls(*model);
+    const int n = static_cast<int>(model->controls_.size());
+    const auto tensors = tensor_index();
+    const int P = model->pool_size_, H = model->lstm_hidden_;
+    model->interpolation_weights_ = tensor(tensors, "interp_weights", {P});
+
+    const nlohmann::json* blocks = &block_list();
     int previous_channels = 1;
     for (size_t j = 0; j < blocks->size(); ++j) {
       const auto& b = (*blocks)[j];
@@ -163,35 +264,14 @@ struct ModelParser {
                "cannot run)");
       }
       previous_channels = w->channels;
-      const int c = w->channels, c_in = w->in_channels, k = w->kernel_size, h = w->film_hidden;
-      w->lanes = padded_lanes(c);
+      const int c = w->channels;
       w->hidden = H;
       w->modulation_channels = 2 + (w->modulates_next ? 2 * c : 0);
       w->modulation_lanes = padded_lanes(w->modulation_channels);
       w->gate_lanes = padded_lanes(4 * H);
       const std::string prefix = "block" + std::to_string(j) + ".";
 
-      // conv_weight_t is (c_in * k, c) with row i * k + tap; the kernel wants row tap * c_in + i
-      const auto conv = tensor(tensors, prefix + "conv_weight_t", {c_in * k, c});
-      w->conv_weight.assign(static_cast<size_t>(k) * c_in * w->lanes, 0.0f);
-      for (int tap = 0; tap < k; ++tap)
-        for (int i = 0; i < c_in; ++i)
-          for (int o = 0; o < c; ++o)
-            w->conv_weight[(static_cast<size_t>(tap) * c_in + i) * w->lanes + o] = conv[(static_cast<size_t>(i) * k + tap) * c + o];
-      w->conv_bias = tensor(tensors, prefix + "conv_bias", {c});
-      w->conv_bias.resize(w->lanes, 0.0f);
-      w->prelu = tensor(tensors, prefix + "prelu_weight", {c});
-      w->prelu.resize(w->lanes, 0.0f);
-      if (h > 0) {
-        w->film0_weight = tensor(tensors, prefix + "film0_weight_t", {n, h});
-        w->film0_bias = tensor(tensors, prefix + "film0_bias", {h});
-        w->film0_prelu = tensor(tensors, prefix + "film0_prelu", {h});
-        w->film1_weight = tensor(tensors, prefix + "film1_weight_t", {h, h});
-        w->film1_bias = tensor(tensors, prefix + "film1_bias", {h});
-        w->film1_prelu = tensor(tensors, prefix + "film1_prelu", {h});
-        w->film2_weight = tensor(tensors, prefix + "film2_weight_t", {h, 2 * c});
-        w->film2_bias = tensor(tensors, prefix + "film2_bias", {2 * c});
-      }
+      conv_and_film(tensors, prefix, n, *w);
       const auto lstm = tensor(tensors, prefix + "lstm_weight_t", {c + H, 4 * H});
       w->lstm_weight.assign(static_cast<size_t>(c + H) * w->gate_lanes, 0.0f);
       for (int r = 0; r < c + H; ++r)
@@ -289,6 +369,10 @@ int Model::control_index(const std::string& name) const {
 
 std::vector<std::string> Model::state_names() const {
   std::vector<std::string> names{"phase"};
+  if (is_tcn()) {
+    for (size_t j = 0; j < blocks_.size(); ++j) names.push_back("block" + std::to_string(j) + ".conv_cache");
+    return names;
+  }
   for (size_t j = 0; j < blocks_.size(); ++j)
     for (const char* part : {"conv_cache", "pool_partial", "lstm_h", "lstm_c", "modulation_history"})
       names.push_back("block" + std::to_string(j) + "." + part);

@@ -33,6 +33,13 @@ struct BlockWeights {
   std::vector<float> projection_bias;    // (modulation_lanes,)
   // the exported layouts, kept for state and inspection
   std::vector<float> projection_bias_exact;  // (modulation_channels,)
+
+  // TCN blocks only (conv, FiLM and PReLU above are shared; no LSTM, no projection)
+  int dilation = 1;
+  int context = 0;                      // (kernel_size - 1) * dilation: input rows the conv looks back
+  bool residual_projection = false;     // a 1x1 conv on the residual (in_channels != channels)
+  std::vector<float> residual_weight;   // (in_channels, lanes)
+  std::vector<float> residual_bias;     // (lanes,)
 };
 
 }  // namespace neuralcomp

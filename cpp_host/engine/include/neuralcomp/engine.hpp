@@ -1,4 +1,4 @@
-// neuralcomp native engine: runs an exported streaming SPTMod without libtorch.
+// neuralcomp native engine: runs an exported streaming SPTMod or TCN baseline without libtorch.
 //
 // The engine reads the `neuralcomp_engine.bin` entry that the exporter writes into the `.ts`
 // archive (layout: docs/engine-format.md) and computes exactly what export/streaming.py computes,
@@ -81,6 +81,9 @@ class Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
+  // "sptmod" or "tcn" (the TCN baseline: per-sample dilated convs and a gain; pool_size 1, no LSTM)
+  const std::string& architecture() const { return architecture_; }
+  bool is_tcn() const { return architecture_ == "tcn"; }
   int sample_rate() const { return sample_rate_; }
   int pool_size() const { return pool_size_; }
   bool paper_mode() const { return paper_mode_; }
@@ -97,7 +100,8 @@ class Model {
   const std::string& source() const { return source_; }
 
   // Stream state names in get_state() order: "phase", then per block conv_cache, pool_partial,
-  // lstm_h, lstm_c, modulation_history, then pending_input and output_queue (export/streaming.py).
+  // lstm_h, lstm_c, modulation_history, then pending_input and output_queue (export/streaming.py);
+  // for a TCN "phase" and each block's conv_cache (export/streaming_tcn.py).
   std::vector<std::string> state_names() const;
 
  private:
@@ -107,6 +111,7 @@ class Model {
 
   std::string source_;
   std::string metadata_json_;
+  std::string architecture_ = "sptmod";
   std::string mode_;
   int sample_rate_ = 0;
   int pool_size_ = 0;
@@ -116,6 +121,10 @@ class Model {
   std::vector<ControlInfo> controls_;
   std::vector<float> interpolation_weights_;  // (P,): weight of the newer frame at each position
   std::vector<std::unique_ptr<BlockWeights>> blocks_;
+  // TCN: the 1x1 conv from the last block to the gain, and the gain's scale 10^(max_gain_db / 20)
+  std::vector<float> gain_weight_;  // (channels,)
+  float gain_bias_ = 0.0f;
+  float gain_scale_ = 1.0f;
 };
 
 // One state tensor of a snapshot: shape and float32 data ("phase" is stored as one float too).
@@ -189,6 +198,9 @@ class Engine {
   void finish_frame(int block, BlockStream& stream, float* modulation) noexcept;
   void run_causal_path(PathState& path, float* const* audio, int audio_channels, int count) noexcept;
   void run_paper_path(PathState& path, float* const* audio, int audio_channels) noexcept;
+  void run_tcn_path(PathState& path, float* const* audio, int audio_channels, const float* detector, int count) noexcept;
+  std::vector<StateTensor> get_tcn_state() const;
+  void set_tcn_state(const std::vector<StateTensor>& state);
   void load_detector(PathState& path, const float* const* input, int path_index, int count) noexcept;
   void run_piece(const float* const* input, float* const* output, int count) noexcept;
   void zero_state() noexcept;
