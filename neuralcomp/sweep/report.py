@@ -112,7 +112,7 @@ def seconds_per_iteration(sweep_dir: Path, rows: list[TrialRow], cache: Path, de
     import torch
 
     from neuralcomp.data.dataset import load_dataset
-    from neuralcomp.model import SPTMod
+    from neuralcomp.model import build_model
     from neuralcomp.training.bench import bench_training
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -125,7 +125,7 @@ def seconds_per_iteration(sweep_dir: Path, rows: list[TrialRow], cache: Path, de
         if name not in stored:
             trial = TrialSpec.from_dict(json.loads((sweep_dir / TRIALS_DIR / row.trial_id / TRIAL_FILE).read_text()))
             torch.manual_seed(0)
-            model = SPTMod(trial.model_config(controls))
+            model = build_model(trial.model_config(controls))
             bench = bench_training(model, row.subsequences, row.batch_size, row.length, device=device, groups=groups)
             stored[name] = bench.seconds_per_iteration
             log(f"  bench-train {row.group} N={key[1]} B={key[2]} L={key[3]} on {device}: "
