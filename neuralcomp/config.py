@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from neuralcomp.errors import ConfigError
 
@@ -98,6 +98,15 @@ class ControlSpec:
         return float(min(max(value, self.minimum), self.maximum))
 
 
+def _check_rate_and_control_names(sample_rate: int, controls: Sequence[ControlSpec]) -> None:
+    """The checks every architecture's config shares: an audio sample rate and unique control names."""
+    if sample_rate < 1000:
+        raise ConfigError(f"sample_rate {sample_rate} is not an audio rate")
+    names = [c.name for c in controls]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"control names must be unique, got {names}")
+
+
 @dataclass(frozen=True)
 class SPTModConfig:
     """SPTMod hyperparameters (DESIGN.md section 2). `mode` picks paper (look-ahead) or causal interpolation."""
@@ -135,13 +144,9 @@ class SPTModConfig:
             raise ConfigError("lstm_hidden and film_hidden must be >= 1")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.sample_rate < 1000:
-            raise ConfigError(f"sample_rate {self.sample_rate} is not an audio rate")
         if isinstance(self.sidechain, bool) or not isinstance(self.sidechain, int) or not 0 <= self.sidechain <= 8:
             raise ConfigError(f"sidechain must be a number of channels in [0, 8], got {self.sidechain!r}")
-        names = [c.name for c in self.controls]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"control names must be unique, got {names}")
+        _check_rate_and_control_names(self.sample_rate, self.controls)
 
     @property
     def num_controls(self) -> int:
@@ -232,13 +237,9 @@ class TCNConfig:
             raise ConfigError("channels, kernel_size and film_hidden must be >= 1")
         if self.mode != "causal":
             raise ConfigError(f"a TCN is causal only (it has no frames to look ahead in), got mode {self.mode!r}")
-        if self.sample_rate < 1000:
-            raise ConfigError(f"sample_rate {self.sample_rate} is not an audio rate")
         if not math.isfinite(self.max_gain_db):
             raise ConfigError(f"max_gain_db must be finite, got {self.max_gain_db}")
-        names = [c.name for c in self.controls]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"control names must be unique, got {names}")
+        _check_rate_and_control_names(self.sample_rate, self.controls)
 
     @property
     def num_controls(self) -> int:

@@ -304,6 +304,25 @@ def _print_progress(done: int, total: int, item: dict[str, Any]) -> None:
           f"out {item['peak_target_db']} dB  {controls}", flush=True)
 
 
+def rendered_manifest(target: dict[str, Any], controls: list[dict[str, Any]], settings: Settings,
+                      source_config: SourceConfig, music_dir: Path | None, entries: list[dict[str, Any]],
+                      **extra: Any) -> dict[str, Any]:
+    """The manifest of a dataset rendered from the source signal; `extra` adds fields (e.g. a sidechain)."""
+    return {
+        "format": FORMAT, "version": FORMAT_VERSION, "kind": "rendered", "created": _now(),
+        "sample_rate": source_config.sample_rate,
+        "target": target,
+        "controls": controls,
+        "settings": settings.to_dict(),
+        "source": _source_dict(source_config),
+        "music_dir": str(music_dir) if music_dir is not None else None,
+        "synthetic_music": music_dir is None,
+        **extra,
+        "items": entries,
+        "splits": SPLITS if len(entries) >= 3 else None,
+    }
+
+
 def build_dataset(out_dir: str | Path, target: Any, settings: Settings | Sequence[Mapping[str, float]],
                   source_config: SourceConfig | None = None, music_dir: str | Path | None = None,
                   allow_synthetic_music: bool = False,
@@ -354,18 +373,9 @@ def build_dataset(out_dir: str | Path, target: Any, settings: Settings | Sequenc
             entries.append(entry)
             if progress:
                 progress(i + 1, total, entry)
-        manifest = {
-            "format": FORMAT, "version": FORMAT_VERSION, "kind": "rendered", "created": _now(),
-            "sample_rate": source_config.sample_rate,
-            "target": {"name": target.name, "preset": target.preset.to_dict()},
-            "controls": [c.to_dict() for c in target.controls],
-            "settings": settings.to_dict(),
-            "source": _source_dict(source_config),
-            "music_dir": str(music_dir) if music_dir is not None else None,
-            "synthetic_music": music_dir is None,
-            "items": entries,
-            "splits": SPLITS if len(entries) >= 3 else None,
-        }
+        manifest = rendered_manifest({"name": target.name, "preset": target.preset.to_dict()},
+                                     [c.to_dict() for c in target.controls], settings, source_config, music_dir,
+                                     entries)
         splits = splits_document(len(entries), n_splits, split_seed) if len(entries) >= 3 else None
         return writer.finish(manifest, splits)
     except BaseException:

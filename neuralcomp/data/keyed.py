@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from neuralcomp.config import ControlSpec
-from neuralcomp.data.dataset import (FORMAT, FORMAT_VERSION, SPLITS, DatasetError, DatasetWriter, Settings, _json_float,
-                                     _now, _source_dict, custom, peak_db, splits_document)
+from neuralcomp.data.dataset import (DatasetError, DatasetWriter, Settings, _json_float, custom, peak_db,
+                                     rendered_manifest, splits_document)
 from neuralcomp.data.source import SourceConfig, make_source
 from neuralcomp.errors import AudioInputError, ConfigError
 
@@ -126,19 +126,10 @@ def build_keyed_dataset(out_dir: str | Path, settings: Settings | Sequence[Mappi
                 "music_files": list(source.music_files),
             })
             entries.append(entry)
-        manifest = {
-            "format": FORMAT, "version": FORMAT_VERSION, "kind": "rendered", "created": _now(),
-            "sample_rate": source_config.sample_rate,
-            "target": {"name": "keyed_compressor", "description": __doc__.splitlines()[0]},
-            "controls": [dataclasses.asdict(c) for c in KEYED_CONTROLS],
-            "settings": settings.to_dict(),
-            "source": _source_dict(source_config),
-            "music_dir": str(music_dir) if music_dir is not None else None,
-            "synthetic_music": music_dir is None,
-            "sidechain": {"channels": 1, "source": f"source signal of seed + {KEY_SEED_OFFSET} + i, rotated by half"},
-            "items": entries,
-            "splits": SPLITS if len(entries) >= 3 else None,
-        }
+        manifest = rendered_manifest(
+            {"name": "keyed_compressor", "description": __doc__.splitlines()[0]},
+            [dataclasses.asdict(c) for c in KEYED_CONTROLS], settings, source_config, music_dir, entries,
+            sidechain={"channels": 1, "source": f"source signal of seed + {KEY_SEED_OFFSET} + i, rotated by half"})
         splits = splits_document(len(entries), n_splits, split_seed) if len(entries) >= 3 else None
         return writer.finish(manifest, splits)
     except BaseException:
