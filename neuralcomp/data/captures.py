@@ -37,7 +37,10 @@ lag of the target behind the input: from the sync marker when the input is a sou
 ``target[n] ~ input[n - lag]``); shift so they line up and trim both to the common length (samples dropped
 from each side reported); subtract the mean of the kept part once more (so the written files have zero
 mean; the DC reported is the total removed); refuse a target whose correlation with the input is then
-below ``min_correlation``; write float32 WAVs. The normalised correlation ``sum(x y) / sqrt(sum(x^2)
+below ``min_correlation``; write float32 WAVs. A take's sidechain (key) file, when the pairs have them (every pair or none), is
+read with all its channels, must have the input's sample rate (or be resampled with it) and exactly the
+input file's length (it was fed to the unit alongside the input, sample for sample), and gets the
+input's DC removal and cuts; every key has the same channel count. The normalised correlation ``sum(x y) / sqrt(sum(x^2)
 sum(y^2))`` is reported before (lag 0, common prefix) and after alignment. Items too short to train (no
 sequence at ``MIN_TRAINING_LENGTH`` for the ``tiny`` preset) are kept for validation and test only.
 Everything is written into a temporary folder that replaces ``out_dir`` at the end: a failure leaves
@@ -58,7 +61,7 @@ import soundfile as sf
 from neuralcomp.config import ControlSpec, load_preset
 from neuralcomp.data.dataset import (FORMAT, FORMAT_VERSION, SPLITS, DatasetWriter, _json_float, _now,
                                      peak_db, remove_dc, splits_document)
-from neuralcomp.data.pairing import CaptureError, CapturePair, PairSet
+from neuralcomp.data.pairing import CaptureError, CapturePair, PairSet, check_sidechains
 from neuralcomp.data.source import resample
 from neuralcomp.data.sync import (MAX_ROUND_TRIP_SECONDS, MIN_MARKER_CORRELATION, SYNC_PRE_SECONDS, find_marker,
                                   program_start, starts_with_marker, sync_marker)
@@ -223,6 +226,7 @@ class CaptureItemReport:
     clipped_target: int = 0
     longest_training_length: dict[str, int] = field(default_factory=dict)  # preset -> largest L it trains at
     training: bool = True  # False: too short for any training window, kept for validation and test
+    sidechain_file: str = ""  # the take's key file, cut like the input ("" without a sidechain)
 
 
 @dataclass
@@ -235,6 +239,7 @@ class ImportReport:
     ignored: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     resampled_from: dict[str, int] = field(default_factory=dict)  # file -> its own rate, when resampled
+    sidechain_channels: int = 0  # channels of every take's key file (0: no sidechain)
 
     def format(self) -> str:
         head = (f"{'id':>3}  {'input':<14} {'target':<38} {'lag':>5} {'lag ms':>7} {'DC in/out before':>20} "
@@ -258,6 +263,9 @@ class ImportReport:
                 cells = "  ".join(f"{(r.longest_training_length[p] or '-'):>9}" for p in presets)
                 use = "train/valid/test" if r.training else "valid/test only (too short to train)"
                 lines.append(f"{r.id:>3}  {r.length / max(self.sample_rate, 1):>8.2f}  {cells}  {use}")
+        if self.sidechain_channels:
+            lines.append(f"sidechain: each take's key ({self.sidechain_channels} channel(s)) is cut and "
+                         f"DC-removed like its input")
         if self.resampled_from:
             lines.append("resampled to {} Hz: ".format(self.sample_rate)
                          + ", ".join(f"{k} ({v} Hz)" for k, v in self.resampled_from.items()))
@@ -320,6 +328,32 @@ def _read(path: Path, channel: int | None, label: str) -> tuple[np.ndarray, int,
             raise CaptureError(f"{label} {path} has {audio.shape[1]} channel(s); channel {channel} does not exist")
         return audio[:, channel - 1], int(rate), audio.shape[1]
     return audio.mean(axis=1), int(rate), audio.shape[1]
+
+
+def _read_key(path: Path) -> tuple[np.ndarray, int]:
+    """(a sidechain file as float64 (channels, samples), rate); CaptureError naming it when unreadable or empty."""
+    try:
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except Exception as exc:
+        raise CaptureError(f"cannot read sidechain {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    if audio.shape[0] == 0:
+        raise CaptureError(f"sidechain {path} is empty (0 samples)")
+    return np.ascontiguousarray(audio.T), int(rate)
+
+
+def _sidechain_for(pair: CapturePair, key_raw: np.ndarray, key_rate: int, x_raw: np.ndarray, x_rate: int,
+                   sample_rate: int) -> np.ndarray:
+    """The key of `pair` at `sample_rate`, checked against its input file: same rate (before any resampling)
+    and the same number of samples; CaptureError naming both files otherwise."""
+    name, inp = pair.sidechain.name, pair.input.name
+    if key_rate != x_rate:
+        raise CaptureError(f"{pair.origin}: sidechain {name} is at {key_rate} Hz but its input {inp} is at "
+                           f"{x_rate} Hz: the key is played alongside the input, at its rate")
+    if key_raw.shape[1] != len(x_raw):
+        raise CaptureError(f"{pair.origin}: sidechain {name} has {key_raw.shape[1]} samples but its input {inp} has "
+                           f"{len(x_raw)}: the key must be the signal fed to the unit's sidechain alongside the "
+                           f"input, sample for sample")
+    return np.stack([resample(channel, key_rate, sample_rate) for channel in key_raw])
 
 
 def longest_training_length(length: int, preset: str) -> int:
@@ -410,6 +444,7 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
     pairs = pair_set.pairs
     if not pairs:
         raise CaptureError(f"{pair_set.description}: no pairs to import")
+    check_sidechains(pairs)
     calibration = {**pair_set.calibration, **options.calibration()}
     report = ImportReport(str(source_folder or pair_set.description), str(out_dir), 0, options.max_lag_ms,
                           ignored=list(pair_set.ignored))
@@ -422,6 +457,8 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
     sample_rate: int | None = options.resample
     first_rate: tuple[int, str] | None = None
     cache: dict[Path, tuple[np.ndarray, int, int]] = {}
+    key_cache: dict[Path, tuple[np.ndarray, int]] = {}
+    key_channels: tuple[int, str] | None = None  # (channels, file) of the first key
     writer = DatasetWriter(out_dir, overwrite=overwrite)
     try:
         entries, reports, short = [], [], []
@@ -430,6 +467,15 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                 cache[p.input] = _read(p.input, options.input_channel, "input")
             x_raw, x_rate, _ = cache[p.input]
             y_raw, y_rate, y_channels = _read(p.target, options.target_channel, "target")
+            if p.sidechain is not None:
+                if p.sidechain not in key_cache:
+                    key_cache[p.sidechain] = _read_key(p.sidechain)
+                channels = key_cache[p.sidechain][0].shape[0]
+                if key_channels is None:
+                    key_channels = (channels, p.sidechain.name)
+                elif channels != key_channels[0]:
+                    raise CaptureError(f"{p.origin}: sidechain {p.sidechain.name} has {channels} channel(s) but "
+                                       f"{key_channels[1]} has {key_channels[0]}: every take's key needs the same")
             for path, rate in ((p.input, x_rate), (p.target, y_rate)):
                 if options.resample is None:
                     if first_rate is None:
@@ -440,6 +486,8 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                             f"{first_rate[0]} Hz; a dataset has one rate: pass --resample RATE to convert them")
                 elif rate != options.resample:
                     report.resampled_from[path.name] = rate
+            if p.sidechain is not None and options.resample not in (None, x_rate):
+                report.resampled_from[p.sidechain.name] = x_rate  # _sidechain_for refuses another rate
             if sample_rate is None:
                 sample_rate = x_rate
             if (len(y_raw) / y_rate) - (len(x_raw) / x_rate) > MAX_EXTRA_TARGET_SECONDS:
@@ -458,6 +506,8 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                     warning(f"{path.name} ({label}) clips: {count} sample(s) at or above {CLIP_LEVEL} full scale")
             x = resample(x_raw, x_rate, sample_rate)
             y = resample(y_raw, y_rate, sample_rate)
+            key = None if p.sidechain is None else _sidechain_for(p, *key_cache[p.sidechain], x_raw, x_rate,
+                                                                  sample_rate)
             x, dc_x = remove_dc(x)
             y, dc_y = remove_dc(y)
             aligned_by = "cross-correlation"
@@ -474,6 +524,9 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                 xa, ya = xa[start:], ya[start:]
                 trims["input_start"] += start
                 trims["target_start"] += start
+            if key is not None:  # the input's cuts, and the DC of the kept part per channel
+                kept = key[:, trims["input_start"]:trims["input_start"] + len(xa)]
+                key = np.stack([remove_dc(channel)[0] for channel in kept])
             # DC again over the kept part: a longer recording's mean differs from its trimmed part's.
             xa, dc_x2 = remove_dc(xa)
             ya, dc_y2 = remove_dc(ya)
@@ -486,7 +539,7 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                 raise CaptureError(f"{p.origin}: target {p.target.name} is uncorrelated with input {p.input.name} "
                                    f"(correlation {corr_after:.3f} after alignment, below {options.min_correlation:g}): "
                                    f"it is not a recording of this input; {hint}")
-            entry = writer.write_item(i, xa, ya, sample_rate)
+            entry = writer.write_item(i, xa, ya, sample_rate, sidechain=key)
             longest = {preset: longest_training_length(len(xa), preset) for preset in REPORT_PRESETS}
             trains = longest_training_length(len(xa), TRAINABLE_PRESET) >= MIN_TRAINING_LENGTH
             if not trains:
@@ -501,10 +554,12 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
                 trimmed_target=trims["target_start"] + trims["target_end"], trims=trims, length=len(xa),
                 correlation_before=corr_before, correlation_after=corr_after, origin=p.origin,
                 aligned_by=aligned_by, clipped_input=clipped[0], clipped_target=clipped[1],
-                longest_training_length=longest, training=trains)
+                longest_training_length=longest, training=trains,
+                sidechain_file=p.sidechain.name if p.sidechain is not None else "")
             report.items.append(item)
             entry.update({
-                "name": p.target.stem, "source_files": {"input": str(p.input), "target": str(p.target)},
+                "name": p.target.stem, "source_files": {"input": str(p.input), "target": str(p.target),
+                                                        **({"sidechain": str(p.sidechain)} if p.sidechain else {})},
                 "origin": p.origin, "layout": p.layout, "controls": p.controls, "raw_controls": p.raw,
                 "parameters": p.raw, "length": len(xa), "peak_input_db": _json_float(peak_db(xa)),
                 "peak_target_db": _json_float(peak_db(ya)), "dc_removed": dc_y, "dc_removed_input": dc_x,
@@ -517,6 +572,7 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
             if progress:
                 progress(item)
         report.sample_rate = int(sample_rate)
+        report.sidechain_channels = key_channels[0] if key_channels else 0
         if short:
             warning(f"{len(short)} item(s) too short to train ({', '.join(entries[k]['id'] for k in short)}): "
                     f"used for validation and test only")
@@ -532,6 +588,8 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
             "calibration": calibration or None,
             "settings": {"method": "captures", "n_items": len(entries)},
             "source": None, "music_dir": None, "synthetic_music": False,
+            **({"sidechain": {"channels": key_channels[0], "source": "captures: each take's key file, cut like "
+                                  "its input"}} if key_channels else {}),
             "items": entries, "ignored_files": report.ignored, "warnings": report.warnings,
             "splits": SPLITS if has_splits else None,
         }

@@ -5,10 +5,12 @@ out); errors name the file and, for manifests, the line:
 
 * a manifest, CSV or JSON (:func:`pairs_from_manifest`). CSV: a header ``input,target,<control>...``,
   one pair per row, paths relative to the manifest, control values in user units; a control column
-  may declare its range in the header as ``name:min:max[:unit[:log]]``. Lines starting with ``#`` are
-  comments. JSON: ``{"controls": [{"name", "minimum", "maximum", "unit", "mapping"}...], "items":
-  [{"input", "target", "<control>": value...}...]}`` (or just the list of items); an item may hold its
-  values under ``"controls"`` instead;
+  may declare its range in the header as ``name:min:max[:unit[:log]]``. An optional ``sidechain`` column
+  names each take's key file (the signal fed to the unit's sidechain input, sample for sample with the
+  input): every take has one or none does. Lines starting with ``#`` are comments. JSON:
+  ``{"controls": [{"name", "minimum", "maximum", "unit", "mapping"}...], "items": [{"input", "target",
+  ["sidechain",] "<control>": value...}...]}`` (or just the list of items); an item may hold its values
+  under ``"controls"`` instead;
 * glob patterns (:func:`pairs_from_patterns`): ``--pair GLOB_IN GLOB_OUT`` relative to a folder. The
   wildcards of the two patterns pair files (``takes/*_inp.wav`` with ``takes/*_target.wav``); an input
   pattern without wildcards is one reamp input shared by every output. Control values come from the
@@ -34,6 +36,7 @@ from neuralcomp.config import ControlSpec
 from neuralcomp.errors import ConfigError, NeuralcompError
 
 MANIFEST_SUFFIXES = (".csv", ".json")
+SIDECHAIN_COLUMN = "sidechain"  # the manifest column (CSV) or item key (JSON) naming a take's key file
 
 
 class CaptureError(NeuralcompError, ValueError):
@@ -50,6 +53,7 @@ class CapturePair:
     raw: dict[str, float]  # the values as written (user units, or a file name's numbers)
     layout: str  # manifest, pattern, numbered, shared_input, custom
     origin: str  # "takes.csv line 4", "--pair 1", or the target's file name
+    sidechain: Path | None = None  # the key fed to the unit's sidechain input alongside `input`, if any
 
 
 @dataclass
@@ -130,8 +134,11 @@ def _csv_manifest(path: Path, declared: Sequence[ControlSpec]) -> PairSet:
     header_line = lines[0][0]
     if header[:2] != ["input", "target"]:
         raise CaptureError(f"{path} line {header_line}: the header must start with input,target; got {','.join(header)}")
-    in_header, names = [], []
+    in_header, names, columns = [], [], ["input", "target"]
     for cell in header[2:]:
+        if cell == SIDECHAIN_COLUMN:
+            columns.append(cell)
+            continue
         if ":" in cell:
             try:
                 spec = ControlSpec.parse(cell)
@@ -141,6 +148,7 @@ def _csv_manifest(path: Path, declared: Sequence[ControlSpec]) -> PairSet:
             names.append(spec.name)
         else:
             names.append(cell)
+        columns.append(names[-1])
     controls = merge_controls(in_header, declared)
     known = {c.name for c in controls}
     undeclared = [n for n in names if n not in known]
@@ -155,15 +163,27 @@ def _csv_manifest(path: Path, declared: Sequence[ControlSpec]) -> PairSet:
         origin = f"{path.name} line {number}"
         if len(row) != len(header):
             raise CaptureError(f"{origin}: {len(row)} fields, the header has {len(header)}")
-        cells = dict(zip(header[:2] + names, (c.strip() for c in row)))
+        cells = dict(zip(columns, (c.strip() for c in row)))
         raw = {n: cells[n] for n in names}
+        key = cells.get(SIDECHAIN_COLUMN)
         pairs.append(CapturePair(_existing(cells["input"], path.parent, origin, "input"),
                                  _existing(cells["target"], path.parent, origin, "target"),
                                  normalised_values(raw, controls, origin),
-                                 {n: float(v) for n, v in raw.items()}, "manifest", origin))
+                                 {n: float(v) for n, v in raw.items()}, "manifest", origin,
+                                 _existing(key, path.parent, origin, SIDECHAIN_COLUMN) if key else None))
     if not pairs:
         raise CaptureError(f"{path}: the manifest lists no pairs")
+    check_sidechains(pairs)
     return PairSet(pairs, controls, f"manifest {path}")
+
+
+def check_sidechains(pairs: Sequence[CapturePair]) -> None:
+    """CaptureError unless every pair has a sidechain file or none does (a keyed model needs every key)."""
+    keyed = [p for p in pairs if p.sidechain is not None]
+    if keyed and len(keyed) != len(pairs):
+        bare = next(p for p in pairs if p.sidechain is None)
+        raise CaptureError(f"{bare.origin}: no {SIDECHAIN_COLUMN} file, but {keyed[0].origin} has one "
+                           f"({keyed[0].sidechain.name}): every take needs its key, or none does")
 
 
 def _json_manifest(path: Path, declared: Sequence[ControlSpec]) -> PairSet:
@@ -188,15 +208,18 @@ def _json_manifest(path: Path, declared: Sequence[ControlSpec]) -> PairSet:
         if not isinstance(item, dict):
             raise CaptureError(f"{origin}: an item is an object with input, target and control values")
         values = item.get("controls") if isinstance(item.get("controls"), dict) else item
-        extra = [n for n in values if n not in ("input", "target", "name", "controls") and n not in
-                 {c.name for c in controls}]
+        extra = [n for n in values if n not in ("input", "target", "name", "controls", SIDECHAIN_COLUMN)
+                 and n not in {c.name for c in controls}]
         if extra:
             raise CaptureError(f"{origin}: value(s) for undeclared control(s) {extra}: declare them in "
                                f"\"controls\" or with --control")
+        key = item.get(SIDECHAIN_COLUMN)
         pairs.append(CapturePair(_existing(str(item.get("input") or ""), path.parent, origin, "input"),
                                  _existing(str(item.get("target") or ""), path.parent, origin, "target"),
                                  normalised_values(values, controls, origin),
-                                 {c.name: float(values[c.name]) for c in controls}, "manifest", origin))
+                                 {c.name: float(values[c.name]) for c in controls}, "manifest", origin,
+                                 _existing(str(key), path.parent, origin, SIDECHAIN_COLUMN) if key else None))
+    check_sidechains(pairs)
     calibration = {k: float(document[k]) for k in ("input_dbu_at_0dbfs", "output_dbu_at_0dbfs") if k in document}
     return PairSet(pairs, controls, f"manifest {path}", calibration=calibration)
 

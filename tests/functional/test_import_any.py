@@ -309,3 +309,75 @@ def test_clipping_is_a_warning_with_the_sample_count(tmp_path):
     path, report = _import_one(tmp_path, x, y)
     assert any(f"b_target.wav (target) clips: {clipped} sample(s)" in w for w in report.warnings)
     assert load_dataset(path)[1].entry["clipped_samples"] == {"input": 0, "target": clipped}
+
+
+# ------------------------------------------------------------------------------------------- sidechain
+
+def _keyed_takes(folder: Path, thresholds=(-40, -30, -20, -10), early: int = 300) -> list[tuple[str, ...]]:
+    """Takes of the keyed compressor: each input ducked by its own key; the recorder started `early`
+    samples late, so the target is early and the input (and its key) lose their first samples."""
+    from neuralcomp.data.keyed import KeyedCompressor
+
+    rows = []
+    for k, threshold in enumerate(thresholds):
+        x, key = program(1.5, seed=40 + k, level=0.3), program(1.5, seed=60 + k, level=0.8)
+        y = KeyedCompressor(threshold_db=threshold, ratio=8.0, attack_ms=1.0, release_ms=30.0).process(x, key, SR)
+        rows.append((write(folder / f"in{k}.wav", x).name, write(folder / f"out{k}.wav", y[early:]).name,
+                     write(folder / f"key{k}.wav", key).name, str(threshold)))
+    return rows
+
+
+def test_captures_with_a_sidechain_column_train_a_keyed_model(tmp_path):
+    folder = tmp_path / "keyed"
+    rows = _keyed_takes(folder)
+    (folder / "takes.csv").write_text("input,target,sidechain,threshold:-60:0:dB\n"
+                                      + "".join(",".join(r) + "\n" for r in rows))
+    assert main(["dataset", "import", str(folder / "takes.csv"), str(tmp_path / "data")]) == 0
+    data = load_dataset(tmp_path / "data", check_audio=True)
+    assert data.sidechain_channels == 1 and data.manifest["sidechain"]["channels"] == 1
+    item = data[2]
+    assert item.entry["alignment"]["trims"]["input_start"] == 300  # the input's cut ...
+    key, _ = sf.read(str(folder / "key2.wav"), dtype="float64")
+    kept = key[300:300 + item.length]
+    np.testing.assert_allclose(item.load_sidechain()[0], kept - kept.mean(), atol=1e-6)  # ... is the key's
+    assert item.entry["source_files"]["sidechain"].endswith("key2.wav")
+    # the same through a JSON manifest
+    (folder / "takes.json").write_text(json.dumps({
+        "controls": ["threshold:-60:0:dB"],
+        "items": [{"input": r[0], "target": r[1], "sidechain": r[2], "threshold": float(r[3])} for r in rows]}))
+    path, report = import_pairs(pairs_from_manifest(folder / "takes.json"), tmp_path / "json")
+    assert report.sidechain_channels == 1 and "sidechain: each take's key" in report.format()
+    assert np.array_equal(load_dataset(path)[2].load_sidechain(), item.load_sidechain())
+    # `neuralcomp train` on it trains a keyed model: the exported file takes the key
+    assert main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--preset", "tiny", "--length",
+                 "2048", "--batch-size", "2", "--max-iterations", "2", "--validate-every", "2", "--no-progress"]) == 0
+    import neuralcomp
+
+    model = neuralcomp.load(tmp_path / "run" / "model.ts", backend="python")
+    assert model.sidechain_channels == 1 and model.control_names == ["threshold"]
+    audio, _ = item.load()
+    assert np.all(np.isfinite(model.process(audio, SR, sidechain=item.load_sidechain())))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing", r"takes.csv line 3: sidechain file .*nokey.wav does not exist"),
+    ("some takes only", r"takes.csv line 3: no sidechain file, but takes.csv line 2 has one \(key0.wav\): every take"),
+    ("wrong length", r"takes.csv line 3: sidechain short.wav has 66049 samples but its input in1.wav has 66150"),
+    ("wrong rate", r"takes.csv line 3: sidechain fast.wav is at 48000 Hz but its input in1.wav is at 44100 Hz"),
+    ("channels", r"takes.csv line 3: sidechain stereo.wav has 2 channel\(s\) but key0.wav has 1"),
+])
+def test_bad_sidechain_files_are_refused_by_name_and_leave_nothing(tmp_path, case, match):
+    folder = tmp_path / "keyed"
+    rows = [list(r) for r in _keyed_takes(folder, thresholds=(-30, -20, -10), early=0)]
+    key1, _ = sf.read(str(folder / "key1.wav"), dtype="float32")
+    rows[1][2] = {"missing": "nokey.wav", "some takes only": "",
+                  "wrong length": write(folder / "short.wav", key1[:-101]).name,
+                  "wrong rate": write(folder / "fast.wav", key1, 48000).name,
+                  "channels": write(folder / "stereo.wav", np.stack([key1, key1])).name}[case]
+    (folder / "takes.csv").write_text("input,target,sidechain,threshold:-60:0:dB\n"
+                                      + "".join(",".join(r) + "\n" for r in rows))
+    with pytest.raises(CaptureError, match=match):
+        import_pairs(pairs_from_manifest(folder / "takes.csv"), tmp_path / "out")
+    assert nothing_left(tmp_path, "out")
+    assert main(["dataset", "import", str(folder / "takes.csv"), str(tmp_path / "out")]) == 2
+    assert nothing_left(tmp_path, "out")
