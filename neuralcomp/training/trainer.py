@@ -134,9 +134,6 @@ class Trainer:
             if not isinstance(model, SPTMod):
                 raise ConfigError(f"adaptive truncation needs a recurrent model (SPTMod); {type(model).__name__} has a "
                                   "finite receptive field, so its truncation is exact: use \"truncation\": \"fixed\"")
-            if model.config.sidechain:
-                raise ConfigError("adaptive truncation does not yet estimate models with a sidechain input "
-                                  f"({model.config.sidechain} key channels): use \"truncation\": \"fixed\"")
             self._check_adaptive_lengths()
         self._pending: dict[str, float] = {}  # figures of the last truncation estimate, for the next row
         self.valid_items = valid_items
@@ -443,9 +440,12 @@ class Trainer:
         x = np.stack([self.train.items[k].input[s:s + window] for k, s in picks])[:, None]
         y = np.stack([self.train.items[k].target[s:s + window] for k, s in picks])[:, None]
         c = np.stack([self.train.items[k].controls for k, _ in picks]).astype(np.float32)
+        key = (torch.from_numpy(np.stack([self.train.items[k].sidechain[:, s:s + window] for k, s in picks]))
+               if self.train.items[0].sidechain is not None else None)  # the key of a sidechain model's windows
         device = self.device
         return estimate_decay(self.model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device),
-                              torch.from_numpy(c).to(device), lag, loss_samples, self.loss)
+                              torch.from_numpy(c).to(device), lag, loss_samples, self.loss,
+                              None if key is None else key.to(device))
 
     # ---- validation --------------------------------------------------------------------------------
     @torch.no_grad()

@@ -11,6 +11,9 @@ only, so the share of the state gradient it drops, averaged over the piece, is
 and the smallest L (a multiple of P) with bias(L) <= delta is chosen. Choosing N instead keeps L and
 applies the same formula to the group, N·L: the share of the group's outputs still steered by the
 SPN's predicted state rather than by the model's own.
+
+A sidechain model gets the key of the same window, cut into the same pieces, as the training step
+feeds it: the state's gradient then also carries what the key did to the loss.
 """
 
 from __future__ import annotations
@@ -90,10 +93,12 @@ def _probe(state: list[BlockState], probes: list[torch.Tensor]) -> list[BlockSta
 
 
 def measure_gradient_decay(model: SPTMod, inputs: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor,
-                           lag_samples: int, loss_samples: int, loss: CompressorLoss) -> tuple[float, ...]:
+                           lag_samples: int, loss_samples: int, loss: CompressorLoss,
+                           sidechain: torch.Tensor | None = None) -> tuple[float, ...]:
     """||d loss / d carried state|| at lags 0, S, 2S, ... before the last `loss_samples` of the window.
 
-    inputs/targets (B, 1, W): W - loss_samples a multiple of S, S and loss_samples multiples of P.
+    inputs/targets (B, 1, W): W - loss_samples a multiple of S, S and loss_samples multiples of P;
+    `sidechain` (B, S, W): the key of a sidechain model (required then), cut like the inputs.
     The model streams the window from its start state; no parameter gradient is touched."""
     window = inputs.shape[-1]
     lead = window - loss_samples
@@ -104,11 +109,12 @@ def measure_gradient_decay(model: SPTMod, inputs: torch.Tensor, targets: torch.T
             probes: list[torch.Tensor] = []
             state = _probe(state, probes)
             per_lag.append(probes)
-            _, state = model(inputs[..., start:start + lag_samples], controls, state)
+            _, state = model(inputs[..., start:start + lag_samples], controls, state,
+                             **_key(sidechain, start, start + lag_samples))
         probes = []
         state = _probe(state, probes)
         per_lag.append(probes)
-        prediction, _ = model(inputs[..., lead:], controls, state)
+        prediction, _ = model(inputs[..., lead:], controls, state, **_key(sidechain, lead, window))
         total, _ = loss(prediction, targets[..., lead:])
         flat = [p for group in per_lag for p in group]
         grads = torch.autograd.grad(total, flat, allow_unused=True)
@@ -120,13 +126,19 @@ def measure_gradient_decay(model: SPTMod, inputs: torch.Tensor, targets: torch.T
     return tuple(reversed(norms))  # lag 0 first
 
 
+def _key(sidechain: torch.Tensor | None, start: int, end: int) -> dict[str, torch.Tensor]:
+    """The model's `sidechain` argument for samples [start, end) (none for a model without a key)."""
+    return {} if sidechain is None else {"sidechain": sidechain[..., start:end]}
+
+
 def estimate_decay(model: SPTMod, inputs: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor,
-                   lag_samples: int, loss_samples: int, loss: CompressorLoss) -> DecayEstimate:
+                   lag_samples: int, loss_samples: int, loss: CompressorLoss,
+                   sidechain: torch.Tensor | None = None) -> DecayEstimate:
     """measure_gradient_decay, then the fitted rate (None, with a TruncationEstimateWarning, when none fits)."""
     was_training = model.training
     model.eval()
     try:
-        norms = measure_gradient_decay(model, inputs, targets, controls, lag_samples, loss_samples, loss)
+        norms = measure_gradient_decay(model, inputs, targets, controls, lag_samples, loss_samples, loss, sidechain)
     finally:
         model.train(was_training)
     rate = fit_geometric_rate(norms, lag_samples)

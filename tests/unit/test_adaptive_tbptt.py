@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from neuralcomp.config import generic_controls, load_preset
-from neuralcomp.errors import ConfigError
+from neuralcomp.errors import AudioInputError, ConfigError
 from neuralcomp.model import SPTMod
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.sequences import TrainingItem
@@ -26,9 +26,9 @@ POOL = 64
 RATE_FACTOR = 1.1  # the stated accuracy: the estimated memory is within 10 % of the true one
 
 
-def _model_with_memory(frames: float, seed: int = 0) -> SPTMod:
+def _model_with_memory(frames: float, seed: int = 0, sidechain: int = 0) -> SPTMod:
     torch.manual_seed(seed)
-    model = SPTMod(load_preset("tiny", controls=generic_controls(2)))
+    model = SPTMod(load_preset("tiny", controls=generic_controls(2), sidechain=sidechain))
     forget = math.exp(-1.0 / frames)
     hidden = model.config.lstm_hidden
     with torch.no_grad():
@@ -42,19 +42,27 @@ def _model_with_memory(frames: float, seed: int = 0) -> SPTMod:
     return model
 
 
-def _leaky_items(frames: float, count: int = 2, samples: int = 40000, seed: int = 0) -> list[TrainingItem]:
-    """Noise bursts and a target gain from a leaky integrator of |x| with the task's time constant."""
+def _leaky_items(frames: float, count: int = 2, samples: int = 40000, seed: int = 0,
+                 keyed: bool = False) -> list[TrainingItem]:
+    """Noise bursts and a target gain from a leaky integrator of |x| with the task's time constant;
+    `keyed`: of |key|, other noise bursts carried as the items' sidechain (a keyed compressor)."""
     rng = np.random.default_rng(seed)
     alpha = math.exp(-1.0 / (frames * POOL))
     items = []
+
+    def bursts() -> np.ndarray:
+        return 0.3 * rng.standard_normal(samples) * np.repeat(rng.uniform(0.05, 1, samples // 2000 + 1), 2000)[:samples]
+
     for i in range(count):
-        x = 0.3 * rng.standard_normal(samples) * np.repeat(rng.uniform(0.05, 1, samples // 2000 + 1), 2000)[:samples]
+        x = bursts()
+        key = bursts() if keyed else x
         envelope, level = np.empty(samples), 0.0
         for t in range(samples):
-            level = alpha * level + (1 - alpha) * abs(x[t])
+            level = alpha * level + (1 - alpha) * abs(key[t])
             envelope[t] = level
         items.append(TrainingItem(x.astype(np.float32), (x / (1 + 4 * envelope)).astype(np.float32),
-                                  np.array([i / count, 0.5], np.float32)))
+                                  np.array([i / count, 0.5], np.float32),
+                                  key[None].astype(np.float32) if keyed else None))
     return items
 
 
@@ -206,7 +214,30 @@ def test_adaptive_truncation_is_refused_for_a_model_without_recurrence(tmp_path)
         Trainer(tcn, _config(length=8192), _leaky_items(8), [], tmp_path, log=_quiet)
 
 
-def test_adaptive_truncation_is_refused_for_a_sidechain_model_naming_the_reason(tmp_path):
-    model = SPTMod(load_preset("tiny", controls=generic_controls(2), sidechain=1))
-    with pytest.raises(ConfigError, match="sidechain"):
-        Trainer(model, _config(), _leaky_items(8), [], tmp_path, log=_quiet)
+def test_a_sidechain_model_estimates_with_its_key_picks_an_l_and_resumes_exactly(tmp_path):
+    """The estimate streams the key with the input, as training does: the known memory is found, training
+    goes on at the chosen L, and an interrupted run resumes to the same weights and L."""
+    torch.set_num_threads(1)
+    items = _leaky_items(16, count=3, samples=60000, keyed=True)
+    x, y, controls = _window(items, 16384)
+    key = torch.from_numpy(np.stack([it.sidechain[:, :16384] for it in items]))
+    model = _model_with_memory(16, sidechain=1)
+    estimate = estimate_decay(model, x, y, controls, 8 * POOL, 2048, CompressorLoss(), sidechain=key)
+    assert 1 / RATE_FACTOR < estimate.memory_samples / POOL / 16 < RATE_FACTOR
+    with pytest.raises(AudioInputError, match="needs a sidechain"):  # the model needs its key: the estimate cannot leave it out
+        estimate_decay(model, x, y, controls, 8 * POOL, 2048, CompressorLoss())
+    whole = Trainer(_model_with_memory(16, sidechain=1), _config(), items, [], tmp_path / "a", log=_quiet)
+    whole.run()
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    estimates = [row for row in rows if "tbptt_length" in row]
+    assert [row["iteration"] for row in estimates] == [3, 5] and estimates[-1]["tbptt_fallback"] == 0
+    assert estimates[-1]["tbptt_length"] == whole.length > 2048 and whole.train.length == whole.length
+    first = Trainer(_model_with_memory(16, sidechain=1), _config(), items, [], tmp_path / "b", log=_quiet)
+    first.run(until=4)
+    resumed = Trainer(_model_with_memory(16, seed=7, sidechain=1), _config(), items, [], tmp_path / "b", log=_quiet)
+    resumed.load_checkpoint(tmp_path / "b" / "last.ckpt")
+    assert resumed.length == first.length != 2048
+    resumed.run()
+    assert resumed.length == whole.length
+    for a, b in zip(whole.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
