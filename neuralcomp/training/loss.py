@@ -26,7 +26,20 @@ and 'gain_db' is then neither computed nor logged):
                44.1 kHz, the window of the evaluation's gain-reduction error), windows whose target
                RMS is under `gain_floor_db` dBFS (default -50, the evaluation's floor) left out
 
-It is the error of the gain reduction in dB: the model's gain over a window, out/in, minus the
+Optional level weighting of the time-domain terms (off by default: `level_weighting = 0`):
+
+    w_n      = s * max(RMS_k(y), floor) ** -level_weighting   for the samples n of window k
+               RMS_k over non-overlapping windows of `level_window` samples (441 = 10 ms), floored at
+               `level_floor_db` dBFS; s per item so that w * y keeps the energy of y (so the terms keep
+               their scale; a silent target gets w = 1); w is not differentiated
+    MAE, ESR are then computed on (w * y_hat, w * y)
+
+With exponent 1 an error counts relative to the level of the passage it is in, so a 1 dB error in a
+quiet window weighs as much as a 1 dB error in a loud one; 0.5 is halfway (in dB) between that and
+the paper's loss. MR-STFT and MR-EESR are left as they are (a piecewise-constant weight would add
+spectral edges at every window boundary).
+
+GAIN-dB is the error of the gain reduction in dB: the model's gain over a window, out/in, minus the
 compressor's is 10 log10(E_hat / E) because both share the input. The loud passages that dominate
 MAE, ESR and MR-STFT weigh no more here than quiet ones above the floor, so gain reduction applied
 below the threshold and slow releases back to 0 dB count at their size in dB. E_hat is clamped at
@@ -89,6 +102,13 @@ class LossConfig:
     """GAIN-dB window in samples (non-overlapping); 441 = 10 ms at 44.1 kHz."""
     gain_floor_db: float = -50.0
     """GAIN-dB leaves out windows whose target RMS is under this level, in dBFS."""
+    level_weighting: float = 0.0
+    """Exponent of the level weighting of MAE and ESR, in [0, 1]: 0 is the paper's loss, 1 weighs each
+    window's error relative to the target's RMS there (see the module docstring)."""
+    level_window: int = 441
+    """Level-weighting window in samples (non-overlapping); 441 = 10 ms at 44.1 kHz."""
+    level_floor_db: float = -50.0
+    """Windows quieter than this (dBFS) are weighted as if they were at this level."""
 
     def __post_init__(self) -> None:
         for name in ("mae_weight", "esr_weight", "mr_stft_weight", "mr_eesr_weight", "gain_weight"):
@@ -109,10 +129,16 @@ class LossConfig:
                         f"LossConfig.{name} must hold integers >= 4 divisible by 4 (hop = window / 4), "
                         f"got {window!r}")
             object.__setattr__(self, name, windows)
-        if isinstance(self.gain_window, bool) or not isinstance(self.gain_window, int) or self.gain_window < 1:
-            raise ConfigError(f"LossConfig.gain_window must be an integer >= 1 (samples), got {self.gain_window!r}")
-        if not (math.isfinite(self.gain_floor_db) and self.gain_floor_db < 0):
-            raise ConfigError(f"LossConfig.gain_floor_db must be a finite level below 0 dBFS, got {self.gain_floor_db!r}")
+        for name in ("gain_window", "level_window"):
+            window = getattr(self, name)
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                raise ConfigError(f"LossConfig.{name} must be an integer >= 1 (samples), got {window!r}")
+        for name in ("gain_floor_db", "level_floor_db"):
+            level = getattr(self, name)
+            if not (math.isfinite(level) and level < 0):
+                raise ConfigError(f"LossConfig.{name} must be a finite level below 0 dBFS, got {level!r}")
+        if not (math.isfinite(self.level_weighting) and 0.0 <= self.level_weighting <= 1.0):
+            raise ConfigError(f"LossConfig.level_weighting must be an exponent in [0, 1], got {self.level_weighting!r}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "LossConfig":
@@ -158,9 +184,13 @@ class CompressorLoss(nn.Module):
         """
         prediction, target = _validate(prediction, target, self.config.min_samples)
         cfg = self.config
+        time_prediction, time_target = prediction, target
+        if cfg.level_weighting > 0:
+            weights = level_weights(target, cfg.level_window, cfg.level_floor_db, cfg.level_weighting)
+            time_prediction, time_target = prediction * weights, target * weights
         terms = {
-            "mae": _mae(prediction, target),
-            "esr": _esr(prediction, target, cfg.esr_eps),
+            "mae": _mae(time_prediction, time_target),
+            "esr": _esr(time_prediction, time_target, cfg.esr_eps),
             "mr_stft": self.mr_stft(prediction, target),
             "mr_eesr": _mr_eesr(prediction, target, cfg.eesr_windows, cfg.eesr_eps),
         }
@@ -225,6 +255,25 @@ def _mr_eesr(prediction: torch.Tensor, target: torch.Tensor, windows: tuple[int,
         wanted = _window_energies(target, window)
         per_window.append(((predicted - wanted).abs() / (wanted + eps)).mean())
     return torch.stack(per_window).mean()
+
+
+def level_weights(target: torch.Tensor, window: int, floor_db: float, exponent: float) -> torch.Tensor:
+    """Per-sample weights (batch, 1, samples), not differentiated: the target's RMS over non-overlapping
+    windows of `window` samples (the last one may be shorter), floored at `floor_db` dBFS, to the power
+    -exponent, scaled per item so that the weighted target keeps its energy (a silent item gets 1)."""
+    batch, _, samples = target.shape
+    energy = target.detach().square()
+    whole = samples - samples % window
+    energies = energy[..., :whole].reshape(batch, 1, -1, window).mean(dim=-1)
+    if whole < samples:
+        energies = torch.cat([energies, energy[..., whole:].mean(dim=-1, keepdim=True)], dim=-1)
+    per_window = energies.clamp_min(10.0 ** (floor_db / 10.0)).pow(-0.5 * exponent)
+    weights = per_window.repeat_interleave(window, dim=-1)[..., :samples]
+    target_energy = energy.sum(dim=-1, keepdim=True)
+    weighted_energy = (weights.square() * energy).sum(dim=-1, keepdim=True)
+    silent = weighted_energy <= 0
+    scale = torch.where(silent, 1.0 / weights[..., :1], (target_energy / weighted_energy.clamp_min(1e-30)).sqrt())
+    return weights * scale
 
 
 _GAIN_ENERGY_FLOOR = 1e-12  # -120 dBFS: a silent prediction gives a large, finite error

@@ -10,7 +10,7 @@ from auraloss.freq import MultiResolutionSTFTLoss
 
 from neuralcomp.errors import ConfigError
 from neuralcomp.training import CompressorLoss, LossConfig
-from neuralcomp.training.loss import gain_error_db
+from neuralcomp.training.loss import gain_error_db, level_weights
 
 EPS = 1e-5  # documented eps_esr and eps_eesr
 TINY = LossConfig(stft_windows=(8,), eesr_windows=(8,))  # lets hand-made tensors of 8 samples through
@@ -228,3 +228,59 @@ def test_gain_settings_refused_and_read_from_a_preset():
     with pytest.raises(ConfigError, match="gain_wieght"):
         TrainingConfig(loss={"gain_wieght": 0.1})
     assert TrainingConfig(loss={"gain_weight": 0.1}).loss_config().gain_weight == 0.1
+
+
+# ---- optional level weighting of MAE and ESR ---------------------------------------------------------
+LEVEL = LossConfig(stft_windows=(8,), eesr_windows=(8,), level_weighting=1.0, level_window=4, level_floor_db=-60.0)
+
+
+def test_level_weighting_off_by_default_leaves_the_paper_loss():
+    prediction, target = _signals(4)
+    total, terms = CompressorLoss()(prediction, target)
+    zero_total, zero_terms = CompressorLoss(LossConfig(level_weighting=0.0))(prediction, target)
+    assert torch.equal(total, zero_total) and torch.equal(terms["mae"], zero_terms["mae"])
+
+
+def test_level_weighting_counts_the_same_relative_error_alike_at_any_level():
+    # a loud window (0.5) and a window 40 dB quieter (0.005), each 10 % too loud
+    target = _t([0.5] * 4 + [0.005] * 4)
+    prediction = 1.1 * target
+    weights = level_weights(target, 4, -60.0, 1.0)
+    weighted_error = (weights * (prediction - target)).abs()[0, 0]
+    assert weighted_error[:4].mean().item() == pytest.approx(weighted_error[4:].mean().item(), rel=1e-5)
+    # the weighted target keeps the target's energy, so the terms keep their scale
+    assert (weights * target).square().sum().item() == pytest.approx(target.square().sum().item(), rel=1e-5)
+    # the paper's MAE sees almost only the loud window; the weighted one sees both halves equally
+    _, paper = CompressorLoss(dataclasses.replace(LEVEL, level_weighting=0.0))(prediction, target)
+    _, weighted = CompressorLoss(LEVEL)(prediction, target)
+    assert paper["mae"].item() == pytest.approx(0.1 * (0.5 + 0.005) / 2, rel=1e-5)
+    assert weighted["mae"].item() == pytest.approx(weighted_error.mean().item(), rel=1e-5)
+
+
+def test_level_weighting_half_exponent_and_floor():
+    target = _t([0.5] * 4 + [0.005] * 4 + [1e-5] * 4)  # 0, -40 and -100 dB re the first window
+    raw = level_weights(target, 4, -60.0, 0.5)[0, 0]
+    assert (raw[4] / raw[0]).item() == pytest.approx(10.0, rel=1e-4)  # 40 dB -> 20 dB of weight at 0.5
+    floored = level_weights(target, 4, -60.0, 1.0)[0, 0]  # -100 dBFS is weighted as -60 dBFS
+    assert (floored[8] / floored[0]).item() == pytest.approx(0.5 / 1e-3, rel=1e-4)
+
+
+def test_level_weighting_partial_last_window_silence_and_gradient():
+    target = _t([0.5] * 4 + [0.05] * 2)  # a short last window is weighted by its own level
+    weights = level_weights(target, 4, -60.0, 1.0)[0, 0]
+    assert (weights[4] / weights[0]).item() == pytest.approx(10.0, rel=1e-4)
+    assert torch.equal(level_weights(torch.zeros(2, 1, 8), 4, -60.0, 1.0), torch.ones(2, 1, 8))
+    prediction = _t([0.4] * 8).requires_grad_()
+    target = _t([0.5] * 4 + [0.05] * 4).requires_grad_()
+    assert not level_weights(target, 4, -60.0, 1.0).requires_grad  # a weighting, not a term to learn
+    total, _ = CompressorLoss(LEVEL)(prediction, target)
+    total.backward()
+    assert torch.isfinite(prediction.grad).all() and prediction.grad.abs().sum() > 0
+
+
+def test_level_settings_refused_and_read_from_a_preset():
+    for bad in ({"level_weighting": -0.1}, {"level_weighting": 1.5}, {"level_weighting": float("nan")},
+                {"level_window": 0}, {"level_floor_db": 0.0}):
+        with pytest.raises(ConfigError, match="level_"):
+            LossConfig(**bad)
+    assert LossConfig.from_dict({"level_weighting": 0.5}).level_weighting == 0.5
