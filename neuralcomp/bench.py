@@ -165,22 +165,20 @@ def _torch_compiler() -> str:
 
 
 class _EagerHost:
-    """The training module streamed the way research code runs it: whole pooling frames only,
-    so output is delayed by P - 1 samples. Same interface as the hosts (process, reset, ...)."""
+    """The training module (SPTMod or TCN) streamed the way research code runs it: whole pooling frames
+    only, so output is delayed by P - 1 samples (none for a TCN, whose frame is one sample). Same
+    interface as the hosts (process, reset, ...)."""
 
     def __init__(self, path: Path) -> None:
         import torch
 
-        from neuralcomp.config import SPTModConfig
+        from export.reexport import model_from_exported
         from neuralcomp.host.torchscript_host import load_torchscript
         from neuralcomp.metadata import parse_metadata
-        from neuralcomp.model.sptmod import SPTMod
 
-        module = load_torchscript(path)
-        meta = parse_metadata(str(module.metadata_json), str(path))
+        meta = parse_metadata(str(load_torchscript(path).metadata_json), str(path))
         self._torch = torch
-        self.model = SPTMod(SPTModConfig.from_dict(meta["model_config"])).eval()
-        self._copy_weights(module)
+        self.model = model_from_exported(path)[0].eval()
         self.sample_rate = int(meta["sample_rate"])
         self.pool = int(meta["pool_size"])
         # whole frames only: P - 1 samples of buffering, which also covers paper mode's look-ahead
@@ -188,30 +186,6 @@ class _EagerHost:
         self._controls = torch.tensor([[(c["default"] - c["minimum"]) / (c["maximum"] - c["minimum"])
                                         for c in meta["controls"]]], dtype=torch.float32)
         self.reset(1)
-
-    def _copy_weights(self, module: Any) -> None:
-        """Rebuild the training module's weights from the streaming module's buffers."""
-        torch = self._torch
-        with torch.no_grad():
-            for j, block in enumerate(self.model.blocks):
-                streaming = getattr(module.blocks, str(j))  # a loaded ModuleList cannot be iterated
-                block.conv.weight.copy_(streaming.conv_weight_t.t().reshape(block.conv.weight.shape))
-                block.conv.bias.copy_(streaming.conv_bias)
-                block.activation.weight.copy_(streaming.prelu_weight)
-                hidden = block.lstm.hidden_size
-                weight = streaming.lstm_weight_t.t()
-                block.lstm.weight_ih_l0.copy_(weight[:, : weight.shape[1] - hidden])
-                block.lstm.weight_hh_l0.copy_(weight[:, weight.shape[1] - hidden:])
-                block.lstm.bias_ih_l0.copy_(streaming.lstm_bias)
-                block.lstm.bias_hh_l0.zero_()
-                block.projection.weight.copy_(streaming.projection_weight_t.t())
-                block.projection.bias.copy_(streaming.projection_bias)
-                if block.film is not None:
-                    w = list(streaming.film_weights)
-                    mlp = block.film.mlp
-                    for target, source in zip([mlp[0].weight, mlp[0].bias, mlp[1].weight, mlp[2].weight,
-                                               mlp[2].bias, mlp[3].weight, mlp[4].weight, mlp[4].bias], w):
-                        target.copy_(source.t() if source.dim() == 2 else source)
 
     def reset(self, channels: int | None = None) -> None:
         torch = self._torch
@@ -294,15 +268,13 @@ def latency_report(path: Path, backends=("native", "torchscript", "python", "eag
                    progress=None) -> LatencyReport:
     from neuralcomp.host.torchscript_host import load_torchscript
     from neuralcomp.metadata import parse_metadata
-    from neuralcomp.config import TCNConfig, model_config_from_dict
+    from neuralcomp.config import model_config_from_dict
     from neuralcomp.model.complexity import complexity
 
     meta = parse_metadata(str(load_torchscript(path).metadata_json), str(path))
     report = LatencyReport(str(path), meta["model_config"]["name"], meta["mode"], machine_info())
     config = model_config_from_dict(meta["model_config"])
     report.multiply_adds_per_sample = complexity(config).macs_streaming
-    if isinstance(config, TCNConfig):  # the eager host streams SPTMod's frames; a TCN has none
-        backends = tuple(b for b in backends if b != "eager")
     for backend in backends:
         for rate in sample_rates:
             if backend == "eager" and rate != meta["sample_rate"]:

@@ -148,8 +148,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--checkpoint", type=Path, help="trained checkpoint to export")
     p.add_argument("--untrained", action="store_true", help="export a randomly initialised preset")
     p.add_argument("--from-model", type=Path, metavar="OLD.ts",
-                   help="re-export a model file written by an older neuralcomp (adds the native engine's entry; "
-                        "the output is bitwise the same)")
+                   help="re-export a model file (SPTMod or TCN) written by an older neuralcomp (adds the native "
+                        "engine's entry; the output is bitwise the same)")
     p.add_argument("--dataset", type=Path, metavar="DIR",
                    help="dataset whose level calibration (dBu at 0 dBFS) the model records (default: with "
                         "--checkpoint, the dataset of the run that wrote it, from run.json beside it; with "
@@ -171,8 +171,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--mode", choices=["causal", "paper"], default="causal",
                    help="interpolation mode: causal (0 latency) or paper (63 samples) (default: causal)")
     p.add_argument("--init", type=Path, metavar="MODEL_OR_CHECKPOINT",
-                   help="fine-tune: start from the weights of an exported .ts model or a checkpoint; controls "
-                        "are mapped by name")
+                   help="fine-tune: start from the weights of an exported .ts model or a checkpoint (SPTMod or "
+                        "TCN); controls are mapped by name")
     p.add_argument("--training", default="paper", help="training preset (presets/training/NAME.json)")
     p.add_argument("--split", type=int, default=0, help="which train/validation/test split of the dataset (default: 0)")
     p.add_argument("--max-iterations", type=int, help="training iterations (default: the training preset's)")

@@ -2,8 +2,9 @@
 
 The weights come from a checkpoint (`best.ckpt`, `last.ckpt`: processor and SPN) or from an exported
 `.ts` file (processor only; its weights are read back from the streaming module's buffers, so the SPN
-starts fresh). The architecture (channels, kernels, P, H, FiLM sizes) must match; the mode and the sample
-rate may differ (the log says so).
+starts fresh), of an SPTMod or a TCN. The architecture (SPTMod: channels, kernels, P, H, FiLM sizes; TCN:
+channels, kernel, dilations, FiLM size, gain range) must match; the mode and the sample rate may differ
+(the log says so).
 
 Controls are mapped by name in every FiLM layer (the first Linear of each FiLM MLP, one column per
 control): a control in both models keeps its column. When unit and mapping agree the column is converted
@@ -24,12 +25,15 @@ from typing import Any
 
 import torch
 
-from neuralcomp.config import ControlSpec, SPTModConfig
+from neuralcomp.config import ControlSpec, ModelConfig
 from neuralcomp.errors import ConfigError, ModelFileError
 from neuralcomp.model.checkpoint import load_model, read_checkpoint
-from neuralcomp.model.sptmod import SPTMod
+from neuralcomp.model.registry import Model, model_from_dict
 
-ARCHITECTURE_FIELDS = ("channels", "kernel_sizes", "pool_size", "lstm_hidden", "film_hidden")
+ARCHITECTURE_FIELDS = {  # the fields that fix every tensor's shape and meaning, per architecture
+    "sptmod": ("channels", "kernel_sizes", "pool_size", "lstm_hidden", "film_hidden"),
+    "tcn": ("channels", "kernel_size", "dilations", "film_hidden", "max_gain_db"),
+}
 STATE_FORMAT = "neuralcomp-training-state"
 
 
@@ -65,9 +69,9 @@ class InitReport:
                 "fresh": len(self.fresh), "notes": self.notes}
 
 
-def load_pretrained(path: str | Path) -> tuple[SPTMod, bool]:
-    """(an SPTMod with the weights of a checkpoint or of an exported `.ts` model, whether its SPN weights
-    came with it: exports do not carry the SPN)."""
+def load_pretrained(path: str | Path) -> tuple[Model, bool]:
+    """(a model (SPTMod or TCN) with the weights of a checkpoint or of an exported `.ts` model, whether its
+    SPN weights came with it: exports do not carry the SPN; a TCN has none)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"--init: {path} does not exist")
@@ -78,51 +82,19 @@ def load_pretrained(path: str | Path) -> tuple[SPTMod, bool]:
         return load_model(path)[0], True
     except ModelFileError:
         data = read_checkpoint(path, STATE_FORMAT, "checkpoint or model", weights_only=False)
-        model = SPTMod(SPTModConfig.from_dict(data["model_config"]))
+        model = model_from_dict(data["model_config"])
         model.load_state_dict(data["model"])
         return model, True
 
 
-def _from_exported(path: Path) -> SPTMod:
-    """Read the processor's weights back from an exported streaming module."""
-    import warnings
+def _from_exported(path: Path) -> Model:
+    """The processor's weights read back from an exported streaming module (an SPTMod's SPN starts fresh)."""
+    from export.reexport import model_from_exported
 
-    from neuralcomp.metadata import parse_metadata
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:
-            raise ModelFileError(f"--init: {path} is not a loadable model: {str(exc).splitlines()[0]}") from exc
-    meta = parse_metadata(str(module.metadata_json), str(path))
-    model = SPTMod(SPTModConfig.from_dict(meta["model_config"]))
-    state = {}
-    for j, block in enumerate(model.blocks):
-        streamed = getattr(module.blocks, str(j))
-        prefix = f"blocks.{j}."
-        buffers = dict(streamed.named_buffers())
-        state[prefix + "conv.weight"] = buffers["conv_weight_t"].t().reshape(block.conv.weight.shape)
-        state[prefix + "conv.bias"] = buffers["conv_bias"]
-        state[prefix + "activation.weight"] = buffers["prelu_weight"]
-        if block.film is not None:
-            w = list(streamed.film_weights)
-            for k, (name, transpose) in enumerate([("0.weight", True), ("0.bias", False), ("1.weight", False),
-                                                   ("2.weight", True), ("2.bias", False), ("3.weight", False),
-                                                   ("4.weight", True), ("4.bias", False)]):
-                state[prefix + "film.mlp." + name] = w[k].t() if transpose else w[k]
-        stacked = buffers["lstm_weight_t"].t()
-        state[prefix + "lstm.weight_ih_l0"] = stacked[:, :block.channels]
-        state[prefix + "lstm.weight_hh_l0"] = stacked[:, block.channels:]
-        state[prefix + "lstm.bias_ih_l0"] = buffers["lstm_bias"]  # the two biases are stored summed
-        state[prefix + "lstm.bias_hh_l0"] = torch.zeros_like(buffers["lstm_bias"])
-        state[prefix + "projection.weight"] = buffers["projection_weight_t"].t()
-        state[prefix + "projection.bias"] = buffers["projection_bias"]
-    missing = [k for k in model.state_dict() if k not in state and not k.startswith("spn.")]
-    if missing:
-        raise ModelFileError(f"--init: {path}: cannot read back {missing[:3]} from the exported module")
-    model.load_state_dict(state, strict=False)  # the SPN keeps its fresh weights: exports do not carry it
-    return model
+    try:
+        return model_from_exported(path)[0].train()
+    except ModelFileError as exc:
+        raise ModelFileError(f"--init: {exc}") from exc
 
 
 def _column_map(new: ControlSpec, old: ControlSpec) -> tuple[float, float, str]:
@@ -137,12 +109,17 @@ def _column_map(new: ControlSpec, old: ControlSpec) -> tuple[float, float, str]:
     return (new.maximum - new.minimum) / span, (new.minimum - old.minimum) / span, "exact"
 
 
-def initialise_from(model: SPTMod, pretrained: SPTMod, source: str = "pre-trained model",
+def initialise_from(model: Model, pretrained: Model, source: str = "pre-trained model",
                     spn_included: bool = True) -> InitReport:
-    """Copy `pretrained`'s weights into `model`, mapping controls by name (module docstring);
-    `spn_included=False` leaves the SPN at its fresh initialisation."""
+    """Copy `pretrained`'s weights into `model` (same architecture: SPTMod or TCN), mapping controls by name
+    (module docstring); `spn_included=False` leaves the SPN at its fresh initialisation."""
     new_cfg, old_cfg = model.config, pretrained.config
-    differ = [f"{f} {getattr(new_cfg, f)} vs {getattr(old_cfg, f)}" for f in ARCHITECTURE_FIELDS
+    kind, old_kind = new_cfg.architecture, old_cfg.architecture
+    if kind != old_kind:
+        raise ConfigError(f"--init {source}: its architecture is {old_kind!r} ({old_cfg.name}), the model being "
+                          f"trained is {kind!r} ({new_cfg.name}); weights only carry over within one architecture. "
+                          f"Leave --preset out to train its architecture")
+    differ = [f"{f} {getattr(new_cfg, f)} vs {getattr(old_cfg, f)}" for f in ARCHITECTURE_FIELDS[kind]
               if getattr(new_cfg, f) != getattr(old_cfg, f)]
     if differ:
         raise ConfigError(f"--init {source}: its architecture ({old_cfg.name}) differs from the model being trained "
@@ -194,7 +171,7 @@ def initialise_from(model: SPTMod, pretrained: SPTMod, source: str = "pre-traine
 
 
 def _map_first_film_layer(name: str, new_state: dict[str, torch.Tensor], old_state: dict[str, torch.Tensor],
-                          new_cfg: SPTModConfig, old_cfg: SPTModConfig) -> None:
+                          new_cfg: ModelConfig, old_cfg: ModelConfig) -> None:
     bias_name = name[: -len("weight")] + "bias"
     weight, bias = new_state[name], new_state[bias_name]
     if name not in old_state:  # the pre-trained model had no controls: zero columns, no effect yet

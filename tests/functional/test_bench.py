@@ -25,6 +25,22 @@ def test_eager_backend_is_the_exported_model(model_files):
         np.testing.assert_allclose(y_eager[:, shift:], y_exported[:, : 6400 - shift], rtol=0, atol=1e-6)
 
 
+def test_eager_backend_runs_the_tcn(model_files, capsys):
+    """A TCN's frame is one sample: the eager host adds no latency and matches the exported file; the bench
+    reports its eager rows."""
+    import neuralcomp
+
+    path = model_files("tcn", "causal", 2)[0]
+    eager = _EagerHost(path)
+    assert eager.latency_samples == 0
+    x = noise(6000, seed=4)
+    y_eager = np.concatenate([eager.process(x[:, i:i + 77]) for i in range(0, 6000, 77)], axis=1)
+    np.testing.assert_allclose(y_eager, neuralcomp.load(path, backend="python").process(x, 44100), rtol=0, atol=1e-6)
+    assert main(["bench", str(path), "--backends", "eager", "--rates", "44100", "--buffers", "64",
+                 "--seconds", "0.02"]) == 0
+    assert "| eager | 44100 | 64 |" in capsys.readouterr().out
+
+
 def test_bench_writes_json_markdown_and_png(model_files, tmp_path, capsys):
     path = model_files("sptmod25", "causal", 7)[0]
     out = tmp_path / "report"
