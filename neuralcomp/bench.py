@@ -10,7 +10,8 @@ Backends: "native" (the native C++ engine), "torchscript" (the libtorch C++ host
 "python" (the same TorchScript file from Python) and "eager" (the training-time PyTorch module, fed
 whole pooling frames, as research code would run it). The C++ backends are timed in C++ around each
 call at the model's rate (no Python in the measurement); at other rates the Python resamplers run
-between calls and are timed with them.
+between calls and are timed with them. A keyed (sidechain) model gets a noise key of its own, at the
+model's rate only (the processor takes a key at that rate), timed from Python on every backend.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _torch_compiler() -> str:
 class _EagerHost:
     """The training module (SPTMod or TCN) streamed the way research code runs it: whole pooling frames
     only, so output is delayed by P - 1 samples (none for a TCN, whose frame is one sample). Same
-    interface as the hosts (process, reset, ...)."""
+    interface as the hosts (process with an optional sidechain, reset, ...)."""
 
     def __init__(self, path: Path) -> None:
         import torch
@@ -183,8 +184,9 @@ class _EagerHost:
         self.pool = int(meta["pool_size"])
         # whole frames only: P - 1 samples of buffering, which also covers paper mode's look-ahead
         self.latency_samples = self.pool - 1
-        self._controls = torch.tensor([[(c["default"] - c["minimum"]) / (c["maximum"] - c["minimum"])
-                                        for c in meta["controls"]]], dtype=torch.float32)
+        self.sidechain_channels = int(getattr(self.model.config, "sidechain", 0))
+        self._controls = torch.tensor([[c.normalise(c.default) for c in self.model.config.controls]],
+                                      dtype=torch.float32)
         self.reset(1)
 
     def reset(self, channels: int | None = None) -> None:
@@ -193,17 +195,25 @@ class _EagerHost:
         with torch.inference_mode():
             self.state = self.model.start_state(self._controls.expand(self.channels, -1))
         self.pending = np.zeros((self.channels, 0), np.float32)
+        self.pending_key = np.zeros((self.channels * self.sidechain_channels, 0), np.float32)
         self.queue = np.zeros((self.channels, self.pool - 1), np.float32)
 
-    def process(self, x: np.ndarray) -> np.ndarray:
+    def process(self, x: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
+        """x (C, T) -> (C, T); `sidechain` (C·S, T) for a keyed model, rows c·S … c·S + S − 1 keying channel c."""
         torch = self._torch
         buffered = np.concatenate([self.pending, x], axis=1)
         whole = buffered.shape[1] // self.pool * self.pool
         self.pending = buffered[:, whole:]
+        keyed = {}
+        if self.sidechain_channels:
+            keys = np.concatenate([self.pending_key, sidechain], axis=1)
+            self.pending_key = keys[:, whole:]
+            keyed = {"sidechain": torch.from_numpy(np.ascontiguousarray(keys[:, :whole])).view(
+                self.channels, self.sidechain_channels, whole)}
         if whole:
             with torch.inference_mode():
                 y, self.state = self.model(torch.from_numpy(buffered[:, None, :whole]),
-                                           self._controls.expand(self.channels, -1), self.state)
+                                           self._controls.expand(self.channels, -1), self.state, **keyed)
             self.queue = np.concatenate([self.queue, y[:, 0].numpy()], axis=1)
         out, self.queue = self.queue[:, : x.shape[1]], self.queue[:, x.shape[1]:]
         return out
@@ -220,39 +230,50 @@ def _open(path: Path, backend: str) -> Any:
 
 def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, seconds: float = 1.0,
                warmup_calls: int = 20, seed: int = 0, multiply_adds_per_sample: float = 0.0) -> BenchRow:
-    """Stream `seconds` of noise at `sample_rate` in buffers of `buffer_size` and time each call."""
+    """Stream `seconds` of noise at `sample_rate` in buffers of `buffer_size` and time each call; a keyed
+    model gets a noise key of its own (timed from Python on every backend: the C++ timers take no key)."""
     import torch
 
     torch.set_num_threads(1)
     backend = _ALIASES.get(backend, backend)
     target = _open(path, backend)
+    keys = target.sidechain_channels
     if backend == "eager":
         if sample_rate != target.sample_rate:
             raise ValueError("the eager backend runs at the model's rate only")
         target.reset(1)
-        step, latency = target.process, target.latency_samples
+        call, latency = target.process, target.latency_samples
     elif sample_rate == target.sample_rate:
         host = target._host  # the host call itself, without the Processor's input checks
         host.reset(1)
-        step, latency = host.process, target.latency_samples
+        call, latency = host.process, target.latency_samples
     else:
-        target.process(np.zeros((1, 0), np.float32), sample_rate)  # reset at this rate
-        step = lambda block: target.process(block, sample_rate, reset=False)  # noqa: E731
+        target.process(np.zeros((1, 0), np.float32), sample_rate,  # reset at this rate
+                       **({"sidechain": np.zeros((keys, 0), np.float32)} if keys else {}))
+        call = lambda block, **key: target.process(block, sample_rate, reset=False, **key)  # noqa: E731
         latency = target.latency_at(sample_rate)
     calls = max(30, int(seconds * sample_rate / buffer_size))
     rng = np.random.default_rng(seed)
-    audio = (0.25 * rng.standard_normal((1, buffer_size * (calls + warmup_calls)))).astype(np.float32)
-    if backend != "eager" and sample_rate == target.sample_rate and hasattr(target._host, "time_buffers"):
+    total = buffer_size * (calls + warmup_calls)
+    audio = (0.25 * rng.standard_normal((1, total))).astype(np.float32)
+    key = (0.25 * rng.standard_normal((keys, total))).astype(np.float32) if keys else None
+
+    def arguments(start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        block = np.ascontiguousarray(audio[:, start:start + buffer_size])
+        return block, ({} if key is None else {"sidechain": np.ascontiguousarray(key[:, start:start + buffer_size])})
+
+    if (backend != "eager" and key is None and sample_rate == target.sample_rate
+            and hasattr(target._host, "time_buffers")):
         times = np.asarray(target._host.time_buffers(audio, buffer_size, warmup_calls))  # timed in C++
     else:
         for i in range(warmup_calls):
-            step(np.ascontiguousarray(audio[:, i * buffer_size:(i + 1) * buffer_size]))
+            block, keyed = arguments(i * buffer_size)
+            call(block, **keyed)
         times = np.empty(calls)
         for i in range(calls):
-            start = (warmup_calls + i) * buffer_size
-            block = np.ascontiguousarray(audio[:, start:start + buffer_size])
+            block, keyed = arguments((warmup_calls + i) * buffer_size)
             t0 = time.perf_counter()
-            step(block)
+            call(block, **keyed)
             times[i] = time.perf_counter() - t0
     duration = buffer_size / sample_rate
     p50, p99, p999 = np.percentile(times, [50, 99, 99.9])
@@ -277,7 +298,8 @@ def latency_report(path: Path, backends=("native", "torchscript", "python", "eag
     report.multiply_adds_per_sample = complexity(config).macs_streaming
     for backend in backends:
         for rate in sample_rates:
-            if backend == "eager" and rate != meta["sample_rate"]:
+            # the eager host, and a key, run at the model's rate only
+            if (backend == "eager" or meta.get("sidechain_channels", 0)) and rate != meta["sample_rate"]:
                 continue
             for size in buffer_sizes:
                 row = bench_case(path, backend, rate, size, seconds,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralcomp.cli.arguments import parse_sizes
+from neuralcomp.errors import NeuralcompError
 
 
 _BENCH_BACKENDS = ("native", "torchscript", "cpp", "python", "eager")
@@ -31,6 +32,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"note: the {backend} backend is not built (make build); leaving it out", file=sys.stderr)
             backends.remove(backend)
 
+    backends = _runnable_backends(args.model, backends)
+
     def progress(r) -> None:
         print(f"  {r.backend:11s} {r.sample_rate:6d} Hz {r.buffer_size:5d}: p50 {r.p50_us:8.1f} us  "
               f"rtf {r.real_time_factor:.3f}  misses {r.deadline_misses}", file=sys.stderr)
@@ -41,6 +44,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for path in write_report(report, args.out):
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _runnable_backends(model: Path, backends: list[str]) -> list[str]:
+    """The backends that can open `model`; one that refuses it (the native engine and a keyed model) is left
+    out with a note. NeuralcompError when none can."""
+    from neuralcomp.errors import ModelFileError
+    from neuralcomp.host.processor import load
+
+    kept, refusals = [], []
+    for backend in backends:
+        try:
+            if backend != "eager":
+                load(model, backend=backend)
+        except ModelFileError as exc:
+            refusals.append(str(exc))
+            print(f"note: the {backend} backend cannot run this model ({exc}); leaving it out", file=sys.stderr)
+            continue
+        kept.append(backend)
+    if not kept:
+        raise NeuralcompError(f"no backend asked for can run {model}: {'; '.join(refusals) or 'none given'}")
+    return kept
 
 
 def _parse_settings(text: str) -> list[tuple[int, int, int]]:
