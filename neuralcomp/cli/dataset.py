@@ -81,12 +81,18 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     if source.suffix.lower() in MANIFEST_SUFFIXES and not source.is_dir():
         if args.pair:
             raise NeuralcompError("give a manifest or --pair patterns, not both")
+        if args.sidechain:
+            raise NeuralcompError("a manifest names each take's key in its sidechain column; --sidechain is for "
+                                  "--pair patterns")
         pairs = pairs_from_manifest(source, controls)
     elif args.pair:
-        pairs = pairs_from_patterns(source, [tuple(p) for p in args.pair], args.name_regex, controls)
+        pairs = pairs_from_patterns(source, [tuple(p) for p in args.pair], args.name_regex, controls, args.sidechain)
     else:
         if args.name_regex:
             raise NeuralcompError("--name-regex reads control values for --pair patterns; give --pair too")
+        if args.sidechain:
+            raise NeuralcompError("--sidechain pairs key files with --pair patterns; give --pair too (a manifest "
+                                  "names them in its sidechain column)")
         pairs = pairs_from_layouts(source, knob_max=args.knob_max, controls=controls or None)
     options = ImportOptions(max_lag_ms=args.max_lag_ms, resample=args.resample, min_correlation=args.min_correlation,
                             input_channel=args.input_channel, target_channel=args.target_channel,
@@ -180,6 +186,10 @@ def add_commands(sub: Any) -> None:
                         "input without wildcards is shared by every output (repeat for more)")
     q.add_argument("--name-regex", help="regular expression searched in each output's path; its named groups "
                                         "(?P<control>...) give the control values in user units")
+    q.add_argument("--sidechain", metavar="GLOB_KEY",
+                   help="with --pair: each take's sidechain (key) file, paired with the output by the same wildcard "
+                        "parts, or one file for every take; it must match its input's rate and length "
+                        "(default: no sidechain)")
     q.add_argument("--control", type=_parse_control_spec, action="append", metavar="NAME:MIN:MAX[:UNIT[:log]]",
                    help="a control: name, range in its unit, unit, log mapping (repeat); none: a snapshot model")
     q.add_argument("--resample", type=int, metavar="RATE",

@@ -14,7 +14,9 @@ out); errors name the file and, for manifests, the line:
 * glob patterns (:func:`pairs_from_patterns`): ``--pair GLOB_IN GLOB_OUT`` relative to a folder. The
   wildcards of the two patterns pair files (``takes/*_inp.wav`` with ``takes/*_target.wav``); an input
   pattern without wildcards is one reamp input shared by every output. Control values come from the
-  named groups of a regular expression searched in each output's path (``th(?P<threshold>-?\\d+)``);
+  named groups of a regular expression searched in each output's path (``th(?P<threshold>-?\\d+)``).
+  ``--sidechain GLOB_KEY`` adds each take's key file, paired with the output by the same wildcard parts
+  (a pattern without wildcards: one key shared by every take);
 * the CL 1B layouts of :mod:`neuralcomp.data.captures` (numbered and shared-input file names).
 
 Controls are declared with ``ControlSpec.parse`` syntax (``--control name:min:max[:unit[:log]]``) or in
@@ -272,9 +274,10 @@ def _matches(folder: Path, pattern: str) -> dict[tuple[str, ...], Path]:
 
 
 def pairs_from_patterns(folder: str | Path, patterns: Sequence[tuple[str, str]], name_regex: str | None = None,
-                        controls: Sequence[ControlSpec] = ()) -> PairSet:
+                        controls: Sequence[ControlSpec] = (), sidechain: str | None = None) -> PairSet:
     """Pairs from (GLOB_IN, GLOB_OUT) patterns under `folder`, controls from `name_regex`'s named groups
-    searched in each output's path relative to `folder` (module docstring)."""
+    searched in each output's path relative to `folder`, each take's key from the `sidechain` pattern
+    (module docstring)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CaptureError(f"capture folder {folder} does not exist")
@@ -297,6 +300,13 @@ def pairs_from_patterns(folder: str | Path, patterns: Sequence[tuple[str, str]],
         raise CaptureError(f"controls {[c.name for c in controls]} are declared but nothing gives their values: "
                            f"add --name-regex with a named group per control, or use a manifest")
     pairs: list[CapturePair] = []
+    keys: dict[tuple[str, ...], Path] = {}
+    wild_key = 0
+    if sidechain is not None:
+        _, wild_key = _glob_regex(sidechain)
+        keys = _matches(folder, sidechain)
+        if not keys:
+            raise CaptureError(f"--sidechain {sidechain!r}: no file in {folder} matches it")
     for number, (glob_in, glob_out) in enumerate(patterns, 1):
         where = f"--pair {number} ({glob_in!r} {glob_out!r})"
         _, wild_in = _glob_regex(glob_in)
@@ -309,13 +319,22 @@ def pairs_from_patterns(folder: str | Path, patterns: Sequence[tuple[str, str]],
         if wild_in and wild_in != wild_out:
             raise CaptureError(f"{where}: the patterns have {wild_in} and {wild_out} wildcards; they pair files by "
                                f"equal wildcard parts, so give both the same (or none in the input: a shared input)")
+        if wild_key and wild_key != wild_out:
+            raise CaptureError(f"--sidechain {sidechain!r} has {wild_key} wildcards and the outputs of {where} "
+                               f"{wild_out}: give it the same (or none: one key shared by every take)")
         for key, target in outputs.items():
-            if target in inputs.values():
-                continue  # a pattern like '*.wav' also matches the input
+            if target in inputs.values() or target in keys.values():
+                continue  # a pattern like '*.wav' also matches the input (or the keys)
             source = next(iter(inputs.values())) if not wild_in else inputs.get(key)
             if source is None:
                 raise CaptureError(f"{where}: output {target.relative_to(folder)} has no input matching {glob_in!r} "
                                    f"with the same wildcard part(s) {list(key)}")
+            key_file = None
+            if sidechain is not None:
+                key_file = next(iter(keys.values())) if not wild_key else keys.get(key)
+                if key_file is None:
+                    raise CaptureError(f"{where}: output {target.relative_to(folder)} has no sidechain file matching "
+                                       f"{sidechain!r} with the same wildcard part(s) {list(key)}")
             name = target.relative_to(folder).as_posix()
             raw: dict[str, float] = {}
             if regex is not None:
@@ -327,7 +346,8 @@ def pairs_from_patterns(folder: str | Path, patterns: Sequence[tuple[str, str]],
                         raw[group] = float(text)
                     except (TypeError, ValueError) as exc:
                         raise CaptureError(f"{name}: --name-regex group {group!r} = {text!r} is not a number") from exc
-            pairs.append(CapturePair(source, target, normalised_values(raw, controls, name), raw, "pattern", name))
-    used = {p for pair in pairs for p in (pair.input, pair.target)}
+            pairs.append(CapturePair(source, target, normalised_values(raw, controls, name), raw, "pattern", name,
+                                     key_file))
+    used = {p for pair in pairs for p in (pair.input, pair.target, pair.sidechain) if p is not None}
     ignored = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.wav") if p not in used)
     return PairSet(pairs, controls, f"patterns in {folder}", ignored)

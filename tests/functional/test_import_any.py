@@ -381,3 +381,26 @@ def test_bad_sidechain_files_are_refused_by_name_and_leave_nothing(tmp_path, cas
     assert nothing_left(tmp_path, "out")
     assert main(["dataset", "import", str(folder / "takes.csv"), str(tmp_path / "out")]) == 2
     assert nothing_left(tmp_path, "out")
+
+
+def test_pair_patterns_take_a_sidechain_pattern(tmp_path, capsys):
+    folder = tmp_path / "keyed"
+    for k, (inp, out, key, threshold) in enumerate(_keyed_takes(folder, thresholds=(-30, -20, -10), early=0)):
+        for name, new in ((inp, f"take{k}_in.wav"), (out, f"take{k}_out.wav"), (key, f"take{k}_key.wav")):
+            (folder / name).rename(folder / new)
+    args = ["dataset", "import", str(folder), str(tmp_path / "data"), "--pair", "*_in.wav", "*_out.wav"]
+    assert main([*args, "--sidechain", "*_key.wav"]) == 0
+    data = load_dataset(tmp_path / "data")
+    assert data.sidechain_channels == 1
+    assert [Path(i.entry["source_files"]["sidechain"]).name for i in data.items] == [
+        f"take{k}_key.wav" for k in range(3)]
+    assert data.manifest["ignored_files"] == []
+    # a take without its key, a shared key of the wrong length, and --sidechain without --pair: named
+    (folder / "take2_key.wav").rename(folder / "other.wav")
+    assert main([*args, "--sidechain", "*_key.wav", "--overwrite"]) == 2
+    assert "output take2_out.wav has no sidechain file matching '*_key.wav'" in capsys.readouterr().err
+    write(folder / "shared_key.wav", program(1.0, seed=70))
+    assert main([*args, "--sidechain", "shared_key.wav", "--overwrite"]) == 2
+    assert "sidechain shared_key.wav has 44100 samples but its input take0_in.wav has 66150" in capsys.readouterr().err
+    assert main(["dataset", "import", str(folder), str(tmp_path / "x"), "--sidechain", "*_key.wav"]) == 2
+    assert "give --pair too" in capsys.readouterr().err
