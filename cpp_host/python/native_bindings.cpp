@@ -51,10 +51,15 @@ class NativeHost {
   NativeHost(const std::string& path, int num_channels, int max_block_size)
       : path_(path), engine_(Model::load_file(path), num_channels, max_block_size) {}
 
-  py::array process(const py::object& obj, const py::object& controls) {
+  py::array process(const py::object& obj, const py::object& controls, const py::object& sidechain) {
     auto x = float_matrix(obj, "audio", engine_.num_channels());
     const py::ssize_t frames = x.shape(1);
     if (frames > (1LL << 31) - 1) throw neuralcomp::AudioInputError("audio is too long for one call");
+    const auto key = checked_key(sidechain, x);
+    std::vector<const float*> key_rows(key ? key->shape(0) : 0);
+    for (size_t r = 0; r < key_rows.size(); ++r) key_rows[r] = key->data() + r * frames;
+    const float* const* key_data = key ? key_rows.data() : nullptr;
+    const int rows = static_cast<int>(key_rows.size());
     py::array_t<float> y({x.shape(0), frames});
     std::vector<const float*> in(x.shape(0));
     std::vector<float*> out(x.shape(0));
@@ -66,7 +71,7 @@ class NativeHost {
     bool ok;
     if (controls.is_none()) {
       py::gil_scoped_release release;
-      ok = engine_.process(in.data(), out.data(), static_cast<int>(in.size()), static_cast<int>(frames));
+      ok = engine_.process(in.data(), out.data(), static_cast<int>(in.size()), static_cast<int>(frames), key_data, rows);
     } else {
       const int n = engine_.model().num_controls();
       auto track = float_matrix(controls, "control track", n);
@@ -74,14 +79,43 @@ class NativeHost {
         throw neuralcomp::ControlError("control track has " + std::to_string(track.shape(1)) +
                                        " samples, the audio " + std::to_string(frames));
       }
-      std::vector<const float*> rows(n);
-      for (int k = 0; k < n; ++k) rows[k] = track.data() + k * frames;
+      std::vector<const float*> track_rows(n);
+      for (int k = 0; k < n; ++k) track_rows[k] = track.data() + k * frames;
       py::gil_scoped_release release;
       ok = engine_.process_with_control_track(in.data(), out.data(), static_cast<int>(in.size()),
-                                              static_cast<int>(frames), rows.data());
+                                              static_cast<int>(frames), track_rows.data(), key_data, rows);
     }
-    if (!ok) throw neuralcomp::AudioInputError("the engine refused the buffer");
+    if (!ok) throw neuralcomp::AudioInputError(std::string("the engine refused the buffer: ") + engine_.refusal());
     return y;
+  }
+
+  // The key of a keyed model as float32 (channels * S, frames), checked against the audio x; nullopt
+  // for an unkeyed model. AudioInputError naming both shapes when it does not fit.
+  std::optional<py::array_t<float, py::array::c_style>> checked_key(const py::object& sidechain,
+                                                                    const py::array_t<float, py::array::c_style>& x) const {
+    const int keys = engine_.model().sidechain_channels();
+    const py::ssize_t rows = x.shape(0) * keys, frames = x.shape(1);
+    const std::string audio = "(" + std::to_string(x.shape(0)) + ", " + std::to_string(frames) + ")";
+    const std::string expected = "(" + std::to_string(rows) + ", " + std::to_string(frames) + ")";
+    if (sidechain.is_none()) {
+      if (keys == 0) return std::nullopt;
+      throw neuralcomp::AudioInputError("this model is keyed by " + std::to_string(keys) +
+                                        " sidechain channel(s) per audio channel: pass a sidechain of shape " +
+                                        expected + " with the audio " + audio);
+    }
+    if (keys == 0) {
+      throw neuralcomp::AudioInputError("this model has no sidechain input, got a sidechain: " + describe(sidechain));
+    }
+    const bool fits = py::isinstance<py::array>(sidechain) && [&] {
+      const auto arr = py::reinterpret_borrow<py::array>(sidechain);
+      return arr.dtype().equal(py::dtype::of<float>()) && arr.ndim() == 2 && arr.shape(0) == rows && arr.shape(1) == frames;
+    }();
+    if (!fits) {
+      throw neuralcomp::AudioInputError("sidechain: " + describe(sidechain) + " does not match the audio " + audio +
+                                        ": expected float32 " + expected + ", " + std::to_string(keys) +
+                                        " sidechain channel(s) per audio channel, as many samples");
+    }
+    return py::array_t<float, py::array::c_style>::ensure(sidechain);
   }
 
   void reset(std::optional<int> num_channels) {
@@ -131,8 +165,11 @@ class NativeHost {
 
   // Streams x (channels, frames) in buffers of `buffer_size`, timing each engine call in C++ (no
   // Python in the measurement): seconds per timed call, after `warmup_calls` untimed calls.
-  py::array_t<double> time_buffers(const py::object& obj, int buffer_size, int warmup_calls) {
+  py::array_t<double> time_buffers(const py::object& obj, int buffer_size, int warmup_calls, const py::object& sidechain) {
     auto x = float_matrix(obj, "audio", engine_.num_channels());
+    const auto key = checked_key(sidechain, x);
+    const int key_rows = key ? static_cast<int>(key->shape(0)) : 0;
+    std::vector<const float*> key_ptrs(key_rows);
     if (buffer_size < 1) throw neuralcomp::AudioInputError("buffer_size must be >= 1");
     const py::ssize_t calls = x.shape(1) / buffer_size;
     if (calls <= warmup_calls) throw neuralcomp::AudioInputError("audio too short for the warm-up calls");
@@ -146,8 +183,9 @@ class NativeHost {
     py::gil_scoped_release release;
     for (py::ssize_t i = 0; i < calls; ++i) {
       for (int c = 0; c < channels; ++c) in_ptrs[c] = x.data() + c * x.shape(1) + i * buffer_size;
+      for (int r = 0; r < key_rows; ++r) key_ptrs[r] = key->data() + r * x.shape(1) + i * buffer_size;
       const auto start = std::chrono::steady_clock::now();
-      engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size);
+      engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size, key ? key_ptrs.data() : nullptr, key_rows);
       const auto stop = std::chrono::steady_clock::now();
       if (i >= warmup_calls) t[i - warmup_calls] = std::chrono::duration<double>(stop - start).count();
     }
@@ -212,11 +250,14 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init<const std::string&, int, int>(), py::arg("path"), py::arg("num_channels") = 1,
            py::arg("max_block_size") = kDefaultMaxBlock, py::call_guard<py::gil_scoped_release>())
       .def("process", &NativeHost::process, py::arg("x"), py::arg("controls") = py::none(),
+           py::arg("sidechain") = py::none(),
            "x: float32 (channels, frames) -> new float32 array. `controls`: optional float32 (n, frames)\n"
-           "track in user units; a frame's FiLM uses the values at its last sample.")
+           "track in user units; a frame's FiLM uses the values at its last sample. `sidechain`: float32\n"
+           "(channels * sidechain_channels, frames), the key of a keyed model, else None.")
       .def("reset", &NativeHost::reset, py::arg("num_channels") = py::none())
       .def("time_buffers", &NativeHost::time_buffers, py::arg("x"), py::arg("buffer_size"),
-           py::arg("warmup_calls") = 20, "Seconds per engine call, timed in C++, streaming x in buffers.")
+           py::arg("warmup_calls") = 20, py::arg("sidechain") = py::none(),
+           "Seconds per engine call, timed in C++, streaming x (and its key) in buffers.")
       .def_property(
           "linked", [](const NativeHost& h) { return h.engine().linked(); },
           [](NativeHost& h, bool linked) {
@@ -241,6 +282,9 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("control_log_mapping",
                              [](const NativeHost& h) { return h.per_control<bool>([](const auto& c) { return c.log_mapping; }); })
       .def_property_readonly("control_values", &NativeHost::control_values)
+      .def_property_readonly("sidechain_channels",
+                             [](const NativeHost& h) { return h.engine().model().sidechain_channels(); },
+                             "Sidechain (key) channels per audio channel; 0: the model keys from its input.")
       .def_property_readonly("latency_samples", [](const NativeHost& h) { return h.engine().model().latency_samples(); })
       .def_property_readonly("sample_rate", [](const NativeHost& h) { return h.engine().model().sample_rate(); })
       .def_property_readonly("pool_size", [](const NativeHost& h) { return h.engine().model().pool_size(); })

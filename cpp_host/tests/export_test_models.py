@@ -1,7 +1,9 @@
 """ctest fixture: export the untrained test models with the `neuralcomp export` command line.
 
 Usage: python export_test_models.py OUT_DIR. Writes OUT_DIR/PRESET_MODE_cN.ts for every preset,
-mode and control count the engine tests use; all exports run in this one process (torch is imported
+mode and control count the engine tests use, and the keyed models PRESET_MODE_cN_skS.ts (S sidechain
+channels; `neuralcomp export --untrained` has no sidechain option, so these go through
+export.export_model, the function behind the command); all exports run in this one process (torch is imported
 once) through the same entry point as the `neuralcomp` command. A file newer than every source it
 depends on (the Python packages and model presets) is kept, so a re-run of ctest costs nothing.
 """
@@ -18,6 +20,7 @@ PRESETS = ("tiny", "sptmod25", "sptmod24", "tcn")
 MODES = ("causal", "paper")
 CAUSAL_ONLY = ("tcn",)  # no look-ahead frames: a TCN has no paper mode
 CONTROL_COUNTS = (0, 7)
+KEYED = (("tiny", "causal", 7, 1), ("tiny", "paper", 2, 2))  # preset, mode, controls, sidechain channels
 
 
 def _newest_source_time() -> float:
@@ -44,6 +47,25 @@ def export_all(out_dir: Path) -> None:
                         "--controls", str(controls), "--seed", "1", "-o", str(path)]
                 if neuralcomp_main(argv) != 0:
                     raise SystemExit(f"neuralcomp {' '.join(argv)} failed")
+    for preset, mode, controls, keys in KEYED:
+        path = out_dir / f"{preset}_{mode}_c{controls}_sk{keys}.ts"
+        if path.is_file() and path.stat().st_mtime > newest_source:
+            print(f"up to date: {path}")
+            continue
+        _export_keyed(preset, mode, controls, keys, path)
+
+
+def _export_keyed(preset: str, mode: str, controls: int, keys: int, path: Path) -> None:
+    """An untrained model keyed by `keys` sidechain channels, seeded like the others."""
+    import torch
+
+    from export import export_model
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model import build_model
+
+    torch.manual_seed(1)
+    config = load_preset(preset, mode=mode, controls=generic_controls(controls), sidechain=keys)
+    export_model(build_model(config).eval(), path, {"untrained": True, "preset": preset, "seed": 1})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 // global operator new/delete (every variant), malloc/calloc/realloc/free/aligned_alloc/
 // posix_memalign/memalign (forwarded to the C library through dlsym(RTLD_NEXT)) and
 // pthread_mutex_lock, and counts the calls the audio thread makes while its counting flag is on,
-// i.e. inside Engine::process(), Engine::process_with_control_track(), nc_engine_process() and
+// i.e. inside Engine::process(), Engine::process_with_control_track(), nc_engine_process() (or
+// nc_engine_process_keyed() for a model keyed by a sidechain, which gets a key every call) and
 // Engine::restart() / nc_engine_restart().
 //
 // Usage: test_allocations MODEL_DIR
@@ -431,9 +432,12 @@ const char* entry_name(Entry entry) {
 Counts stream_counted(Engine& engine, nc_engine* c_engine, Entry entry, int buffer, size_t frames, int nan_every,
                       uint64_t seed, int* nan_buffers) {
   const int channels = engine.num_channels();
+  const int key_rows = channels * engine.model().sidechain_channels();
   std::mt19937_64 rng(seed);
   const size_t material = std::min<size_t>(frames, 1 << 15);
   Planar input = nctest::program_material(channels, material + buffer, rng());
+  Planar key = nctest::program_material(key_rows, material + buffer, rng());  // no rows when unkeyed
+  const float* const* key_ptrs = key_rows > 0 ? key.in.data() : nullptr;
   Planar output(channels, static_cast<size_t>(buffer));
   std::vector<std::vector<float>> track(engine.model().num_controls(), std::vector<float>(buffer));
   std::vector<const float*> track_rows;
@@ -445,24 +449,35 @@ Counts stream_counted(Engine& engine, nc_engine* c_engine, Entry entry, int buff
   for (int call = 0; done < frames; ++call) {
     const size_t at = done % material;
     input.point(at);
+    key.point(at);
     output.point(0);
     const bool poison = nan_every > 0 && call % nan_every == nan_every - 1;
-    const float saved = input.data[0][at];
-    if (poison) input.data[0][at] = std::nanf("");
+    // a keyed model gets every other poisoned sample in its key
+    float* poisoned = key_rows > 0 && (call / nan_every) % 2 == 1 ? &key.data[key_rows - 1][at] : &input.data[0][at];
+    const float saved = *poisoned;
+    if (poison) *poisoned = std::nanf("");
     for (auto& row : track) {  // a new control value every call (and NaN = keep sometimes)
       const float v = unit(rng);
       std::fill(row.begin(), row.end(), rng() % 8 == 0 ? std::nanf("") : v);
     }
     bool ok = false;
     const Counts c = counted([&] {
-      if (entry == Entry::process) ok = engine.process(input.in.data(), output.out.data(), channels, buffer);
+      if (entry == Entry::process) {
+        ok = engine.process(input.in.data(), output.out.data(), channels, buffer, key_ptrs, key_rows);
+      }
       if (entry == Entry::control_track) {
         ok = engine.process_with_control_track(input.in.data(), output.out.data(), channels, buffer,
-                                               track_rows.data());
+                                               track_rows.data(), key_ptrs, key_rows);
       }
-      if (entry == Entry::c_api) ok = nc_engine_process(c_engine, input.in.data(), output.out.data(), channels, buffer) == 0;
+      if (entry == Entry::c_api && key_rows == 0) {
+        ok = nc_engine_process(c_engine, input.in.data(), output.out.data(), channels, buffer) == 0;
+      }
+      if (entry == Entry::c_api && key_rows > 0) {
+        ok = nc_engine_process_keyed(c_engine, input.in.data(), output.out.data(), channels, buffer, key_ptrs,
+                                     key_rows) == 0;
+      }
     });
-    input.data[0][at] = saved;
+    *poisoned = saved;
     check(ok, std::string(entry_name(entry)) + " refused a valid call");
     for (int k = 0; k < kKinds; ++k) total.value[k] += c.value[k];
     if (poison) ++*nan_buffers;
@@ -472,9 +487,10 @@ Counts stream_counted(Engine& engine, nc_engine* c_engine, Entry entry, int buff
 }
 
 void check_model(nctest::Runner& runner, const std::string& dir, const std::string& preset, const std::string& mode,
-                 int controls) {
-  const std::string path = nctest::model_path(dir, preset, mode, controls);
-  const std::string name = preset + " " + mode + " " + std::to_string(controls) + " controls";
+                 int controls, int keys = 0) {
+  const std::string path = nctest::model_path(dir, preset, mode, controls, keys);
+  const std::string name = preset + " " + mode + " " + std::to_string(controls) + " controls" +
+                           (keys ? ", keyed by " + std::to_string(keys) + " sidechain channels" : "");
   for (auto [channels, linked] : {std::pair{1, false}, std::pair{2, false}, std::pair{2, true}}) {
     const std::string setup = name + (channels == 1 ? " mono" : linked ? " stereo linked" : " stereo unlinked");
     runner.run("no allocation in process: " + setup, [&, channels = channels, linked = linked] {
@@ -505,6 +521,14 @@ void check_model(nctest::Runner& runner, const std::string& dir, const std::stri
         nc_engine_restart(c_engine);
       });
       check(restarts.total() == 0, setup + ": restart() allocated, freed or locked: " + restarts.describe());
+      if (keys > 0) {  // a refused call (no key for a keyed model) allocates nothing either, and says why
+        Planar input = nctest::program_material(channels, 64, 3);
+        bool refused = false;
+        const Counts c = counted([&] { refused = !engine.process(input.in.data(), input.out.data(), channels, 64); });
+        check(refused && std::string(engine.refusal()).find("keyed by a sidechain") != std::string::npos,
+              setup + ": a call without its key was not refused with a reason (refusal: '" + engine.refusal() + "')");
+        check(c.total() == 0, setup + ": a refused call allocated, freed or locked: " + c.describe());
+      }
       const uint64_t changes = control.stop();
       check(controls == 0 || changes > 0, "the control thread changed nothing");
       check(engine.nonfinite_buffers() + nc_engine_nonfinite_buffers(c_engine) == nan_buffers,
@@ -544,6 +568,8 @@ int main(int argc, char** argv) {
   check_model(runner, dir, "tiny", "paper", 7);
   check_model(runner, dir, "sptmod25", "paper", 0);
   check_model(runner, dir, "tcn", "causal", 7);
+  check_model(runner, dir, "tiny", "causal", 7, 1);
+  check_model(runner, dir, "tiny", "paper", 2, 2);
   check_long_stream(runner, dir);
   return runner.exit_code();
 }

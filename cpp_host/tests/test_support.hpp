@@ -61,6 +61,13 @@ inline std::string model_path(const std::string& dir, const std::string& preset,
   return dir + "/" + preset + "_" + mode + "_c" + std::to_string(controls) + ".ts";
 }
 
+// A model keyed by `keys` sidechain channels (export_test_models.py's KEYED); keys = 0: model_path.
+inline std::string model_path(const std::string& dir, const std::string& preset, const std::string& mode, int controls,
+                              int keys) {
+  if (keys == 0) return model_path(dir, preset, mode, controls);
+  return dir + "/" + preset + "_" + mode + "_c" + std::to_string(controls) + "_sk" + std::to_string(keys) + ".ts";
+}
+
 inline std::vector<unsigned char> read_bytes(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw std::runtime_error("cannot read " + path);

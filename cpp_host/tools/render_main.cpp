@@ -33,10 +33,12 @@
 namespace {
 
 // What the renderer needs of a backend; planar buffers, channel c at [c * frames, (c + 1) * frames).
+// `key`: a keyed model's sidechain, channels * sidechain_channels() planar rows of `frames` (else nullptr).
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual void process(const float* in, float* out, int channels, int64_t frames) = 0;
+  virtual void process(const float* in, float* out, int channels, int64_t frames, const float* key) = 0;
+  virtual int sidechain_channels() const = 0;
   virtual void set_control(const std::string& name, double value) = 0;
   virtual void reset() = 0;
   virtual int64_t sample_rate() const = 0;
@@ -50,14 +52,20 @@ class Backend {
 class NativeBackend : public Backend {
  public:
   NativeBackend(const std::string& path, int channels, int max_block)
-      : engine_(neuralcomp::Model::load_file(path), channels, max_block), in_(channels), out_(channels) {}
-  void process(const float* in, float* out, int channels, int64_t frames) override {
+      : engine_(neuralcomp::Model::load_file(path), channels, max_block), in_(channels), out_(channels),
+        key_(static_cast<size_t>(channels) * engine_.model().sidechain_channels()) {}
+  void process(const float* in, float* out, int channels, int64_t frames, const float* key) override {
     for (int c = 0; c < channels; ++c) {
       in_[c] = in + c * frames;
       out_[c] = out + c * frames;
     }
-    engine_.process(in_.data(), out_.data(), channels, static_cast<int>(frames));
+    for (size_t r = 0; r < key_.size(); ++r) key_[r] = key ? key + r * frames : nullptr;
+    if (!engine_.process(in_.data(), out_.data(), channels, static_cast<int>(frames), key ? key_.data() : nullptr,
+                         key ? static_cast<int>(key_.size()) : 0)) {
+      throw neuralcomp::AudioInputError(std::string("the engine refused the buffer: ") + engine_.refusal());
+    }
   }
+  int sidechain_channels() const override { return engine_.model().sidechain_channels(); }
   void set_control(const std::string& name, double value) override { engine_.set_control(name, value); }
   void reset() override { engine_.reset(); }
   int64_t sample_rate() const override { return engine_.model().sample_rate(); }
@@ -79,15 +87,17 @@ class NativeBackend : public Backend {
   neuralcomp::Engine engine_;
   std::vector<const float*> in_;
   std::vector<float*> out_;
+  std::vector<const float*> key_;
 };
 
 #ifdef NEURALCOMP_WITH_TORCH
 class TorchScriptBackend : public Backend {
  public:
   TorchScriptBackend(const std::string& path, int channels) : host_(path, channels) {}
-  void process(const float* in, float* out, int channels, int64_t frames) override {
-    host_.process(in, out, channels, frames);
+  void process(const float* in, float* out, int channels, int64_t frames, const float* key) override {
+    host_.process(in, out, channels, frames, key);
   }
+  int sidechain_channels() const override { return static_cast<int>(host_.sidechain_channels()); }
   void set_control(const std::string& name, double value) override { host_.set_control(name, value); }
   void reset() override { host_.reset(); }
   int64_t sample_rate() const override { return host_.sample_rate(); }
@@ -110,7 +120,7 @@ constexpr double kMaxLevelDb = 60.0;  // the trims' range, as the Python process
 const char* const kUsage =
     "usage: neuralcomp-render MODEL IN_AUDIO OUT.wav [--buffer N] [--control NAME=VALUE]... [--warmup N]\n"
     "                         [--backend native|torchscript] [--input-level-db DB] [--output-level-db DB]\n"
-    "                         [--match-calibration IN_DBU OUT_DBU]\n"
+    "                         [--match-calibration IN_DBU OUT_DBU] [--sidechain KEY_AUDIO]\n"
     "\n"
     "Render IN_AUDIO (any file libsndfile reads) through the neuralcomp model MODEL (a TorchScript\n"
     "file written by export.export_model), all channels as one multichannel stream, buffer by\n"
@@ -129,6 +139,10 @@ const char* const kUsage =
     "                         so that the model sees the levels of its capture (input trim = IN_DBU -\n"
     "                         capture input dBu, output trim = capture output dBu - OUT_DBU); the model\n"
     "                         must record its calibration. --input/--output-level-db override it.\n"
+    "  --sidechain KEY_AUDIO  the key of a model keyed by a sidechain (required for one, refused otherwise):\n"
+    "                         as many frames as IN_AUDIO at its rate, IN_AUDIO's channels x the model's\n"
+    "                         sidechain channels (channel c * S + s keys input channel c); the input trim\n"
+    "                         applies to it too (default: none)\n"
     "  --warmup N             silent buffers of the buffer size run before rendering, then the stream\n"
     "                         is reset (default 5; the host already warms up on load)\n"
     "  -h, --help             show this help\n"
@@ -143,7 +157,7 @@ struct UsageError : std::runtime_error {
 };
 
 struct Options {
-  std::string model, input, output;
+  std::string model, input, output, sidechain;
   long long buffer = 512;
   long long warmup = 5;
   std::string backend = "native";
@@ -232,6 +246,9 @@ Options parse_args(int argc, char** argv, bool& help) {
         throw UsageError("bad --match-calibration '" + a + " " + b + "': expected two numbers of dBu");
       }
       opt.match_calibration = true;
+    } else if (arg == "--sidechain") {
+      opt.sidechain = take_value();
+      if (opt.sidechain.empty()) throw UsageError("--sidechain needs a file name");
     } else if (arg == "--control") {
       const std::string v = take_value();
       const auto eq = v.find('=');
@@ -318,6 +335,40 @@ int run(const Options& opt) {
     return kExitUsage;
   }
 
+  // the key: required by a keyed model, refused by any other, and matching the input in rate, length
+  // and channels (C x S)
+  const int key_channels = channels * host->sidechain_channels();
+  SndfilePtr key_file;
+  if (host->sidechain_channels() > 0 && opt.sidechain.empty()) {
+    std::cerr << "neuralcomp-render: " << opt.model << " is keyed by " << host->sidechain_channels()
+              << " sidechain channel(s) per audio channel: give --sidechain KEY_AUDIO with " << key_channels
+              << " channel(s) of " << in_info.frames << " frames at " << in_info.samplerate << " Hz\n";
+    return kExitUsage;
+  }
+  if (host->sidechain_channels() == 0 && !opt.sidechain.empty()) {
+    std::cerr << "neuralcomp-render: " << opt.model << " has no sidechain input; leave --sidechain out\n";
+    return kExitUsage;
+  }
+  if (!opt.sidechain.empty()) {
+    SF_INFO key_info;
+    std::memset(&key_info, 0, sizeof(key_info));
+    key_file.reset(sf_open(opt.sidechain.c_str(), SFM_READ, &key_info));
+    if (!key_file) {
+      std::cerr << "neuralcomp-render: cannot read '" << opt.sidechain << "': " << sf_strerror(nullptr) << "\n";
+      return kExitFailure;
+    }
+    if (key_info.samplerate != in_info.samplerate || key_info.channels != key_channels ||
+        key_info.frames != in_info.frames) {
+      std::cerr << "neuralcomp-render: sidechain '" << opt.sidechain << "' (" << key_info.channels << " channel(s), "
+                << key_info.frames << " frames at " << key_info.samplerate << " Hz) does not match the input '"
+                << opt.input << "' (" << channels << " channel(s), " << in_info.frames << " frames at "
+                << in_info.samplerate << " Hz): expected " << key_channels << " channel(s) (" << channels
+                << " x " << host->sidechain_channels() << " sidechain channel(s) per audio channel), "
+                << in_info.frames << " frames at " << in_info.samplerate << " Hz\n";
+      return kExitUsage;
+    }
+  }
+
   for (const auto& [name, value] : opt.controls) {
     try {
       host->set_control(name, value);
@@ -359,13 +410,16 @@ int run(const Options& opt) {
   std::vector<float> interleaved(static_cast<size_t>(buffer) * channels);
   std::vector<float> planar_in(static_cast<size_t>(buffer) * channels);
   std::vector<float> planar_out(static_cast<size_t>(buffer) * channels);
+  std::vector<float> key_interleaved(static_cast<size_t>(buffer) * key_channels);
+  std::vector<float> planar_key(static_cast<size_t>(buffer) * key_channels);
+  const float* key = key_channels > 0 ? planar_key.data() : nullptr;
 
   try {
     host->reset();  // start state at the chosen controls
     if (opt.warmup > 0) {
       std::fill(planar_in.begin(), planar_in.end(), 0.0f);
       for (long long i = 0; i < opt.warmup; ++i) {
-        host->process(planar_in.data(), planar_out.data(), channels, buffer);
+        host->process(planar_in.data(), planar_out.data(), channels, buffer, key);  // a silent key
       }
       host->reset();
     }
@@ -399,9 +453,22 @@ int run(const Options& opt) {
     if (trim_in) {
       for (int64_t i = 0; i < n * channels; ++i) planar_in[i] *= gain_in;
     }
+    if (key_file) {
+      if (sf_readf_float(key_file.get(), key_interleaved.data(), n) != n) {
+        std::cerr << "neuralcomp-render: sidechain '" << opt.sidechain << "' ended before the input, at frame "
+                  << total_frames << "\n";
+        return kExitFailure;
+      }
+      for (int64_t f = 0; f < n; ++f) {
+        for (int c = 0; c < key_channels; ++c) planar_key[c * n + f] = key_interleaved[f * key_channels + c];
+      }
+      if (trim_in) {  // the same converter as the input (as the Python processor trims both)
+        for (int64_t i = 0; i < n * key_channels; ++i) planar_key[i] *= gain_in;
+      }
+    }
     const auto start = std::chrono::steady_clock::now();
     try {
-      host->process(planar_in.data(), planar_out.data(), channels, n);
+      host->process(planar_in.data(), planar_out.data(), channels, n, key);
     } catch (const std::exception& e) {
       std::cerr << "neuralcomp-render: processing failed at frame " << total_frames << ": " << e.what() << "\n";
       return kExitFailure;
@@ -440,6 +507,7 @@ int run(const Options& opt) {
   std::cout << "backend:        " << opt.backend << "\n";
   std::cout << "model:          " << opt.model << " (mode " << host->mode() << ", latency " << host->latency_samples()
             << " samples)\n";
+  if (key_file) std::cout << "sidechain:      " << opt.sidechain << "\n";
   std::cout << "controls:       " << (names.empty() ? std::string("(none)") : controls.str()) << "\n";
   std::cout << std::setprecision(2) << "level trims:    input " << input_level_db << " dB, output " << output_level_db
             << " dB\n";

@@ -12,9 +12,7 @@ Only the TorchScript backends import torch.
 from __future__ import annotations
 
 import difflib
-import json
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,37 +65,10 @@ def _open_torchscript_cpp(path: Path) -> Any:
         raise ModelFileError(str(exc)) from exc
 
 
-def _sidechain_channels(path: Path) -> int:
-    """Sidechain channels per audio channel recorded in a model file's metadata (0 when none or unreadable:
-    the backend then names what is wrong with the file)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("/extra/neuralcomp_metadata.json")), None)
-            if name is None:
-                return 0
-            return int(json.loads(archive.read(name)).get("sidechain_channels", 0))
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return 0
-
-
-# backends that take a sidechain buffer (the others refuse keyed models when asked for by name)
-_SIDECHAIN_BACKENDS = ("torchscript", "python")
-
-
 def _open_backend(path: Path, backend: str) -> tuple[Any, str]:
     backend = _ALIASES.get(backend, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    keyed = _sidechain_channels(path) > 0
-    if keyed and backend not in ("auto", *_SIDECHAIN_BACKENDS):
-        raise ModelFileError(f"{path} is keyed by a sidechain, which backend {backend!r} cannot run yet; "
-                             f"use one of {list(_SIDECHAIN_BACKENDS)}")
-    if keyed and backend != "python" and cpp_host_available():  # auto or torchscript
-        return _open_torchscript_cpp(path), "torchscript"
-    if keyed:
-        from neuralcomp.host.torchscript_host import TorchScriptHost
-
-        return TorchScriptHost(path, 1), "python"
     if backend == "native" or (backend == "auto" and native_engine_available()):
         if not native_engine_available():
             raise ImportError("the native engine is not built (neuralcomp/host/_native*.so missing): run `make build`")
@@ -331,7 +302,8 @@ class Processor:
             run = self._with_trims(run)
         if key is not None:
             keyed_run = run
-            run = lambda block, start: keyed_run(block, np.ascontiguousarray(key[:, start:start + block.shape[1]]))
+            run = lambda block, start: keyed_run(
+                block, sidechain=np.ascontiguousarray(key[:, start:start + block.shape[1]]))
         else:
             unkeyed_run = run
             run = lambda block, start: unkeyed_run(block)
@@ -360,9 +332,9 @@ class Processor:
         gain_in = np.float32(10.0 ** (self._input_level_db / 20.0))
         gain_out = np.float32(10.0 ** (self._output_level_db / 20.0))
 
-        def trimmed(block: np.ndarray, *key: np.ndarray) -> np.ndarray:
-            keys = [np.ascontiguousarray(k * gain_in, dtype=np.float32) for k in key]
-            return run(np.ascontiguousarray(block * gain_in, dtype=np.float32), *keys) * gain_out
+        def trimmed(block: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
+            key = {} if sidechain is None else {"sidechain": np.ascontiguousarray(sidechain * gain_in, dtype=np.float32)}
+            return run(np.ascontiguousarray(block * gain_in, dtype=np.float32), **key) * gain_out
 
         return trimmed
 

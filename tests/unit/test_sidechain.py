@@ -11,12 +11,14 @@ import torch
 
 from export import export_model
 from neuralcomp.config import generic_controls, load_preset
-from neuralcomp.errors import AudioInputError, ConfigError, ModelFileError
+from neuralcomp.errors import AudioInputError, ConfigError
 from neuralcomp.host.processor import Processor
 from neuralcomp.host.torchscript_host import load_torchscript
 from neuralcomp.model.sptmod import SPTMod
-from tests.conftest import cpp_host_or_skip, noise
+from tests.conftest import cpp_host_or_skip, native_engine_or_skip, noise
 from tests.streaming_helpers import control_schedule, control_track, random_partition, run_seed
+
+RENDER = Path(__file__).resolve().parents[2] / "build" / "cpp_host" / "neuralcomp-render"
 
 
 def _keyed_model(mode: str, keys: int = 1, controls: int = 2, seed: int = 0) -> SPTMod:
@@ -128,8 +130,6 @@ def test_mismatched_sidechains_are_refused_naming_both_shapes(keyed_files):
         processor.process(stereo, 44100)
     with pytest.raises(AudioInputError, match="model's rate"):
         processor.process(stereo, 48000, sidechain=noise(1000, channels=4))
-    with pytest.raises(ModelFileError, match="sidechain"):
-        Processor(keyed_files("causal", 2)[0], backend="native")
     with pytest.raises(ConfigError, match="sidechain"):
         load_preset("tiny", sidechain=-1)
 
@@ -182,9 +182,133 @@ def test_cpp_host_with_a_sidechain_is_bitwise_the_python_path(keyed_files, mode,
         processor.linked = linked
         outputs.append(processor.process(stereo, 44100, buffer_size=97, sidechain=key))
     assert np.array_equal(outputs[0], outputs[1])
-    host = Processor(path)._host
-    assert Processor(path).backend == "torchscript" and host.sidechain_channels == 1
+    host = Processor(path, backend="torchscript")._host
+    assert host.sidechain_channels == 1
     with pytest.raises(ValueError, match=r"sidechain: .*\(2, 10\).*does not match the audio.*expected float32 \(1, 100\)"):
         host.process(np.zeros((1, 100), np.float32), np.zeros((2, 10), np.float32))
     with pytest.raises(ValueError, match="keyed by 1 sidechain channel"):
         host.process(np.zeros((1, 100), np.float32))
+
+
+# ---- the native engine -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, keys, channels, linked", [
+    ("causal", 1, 1, False), ("paper", 1, 1, False), ("causal", 2, 2, False), ("paper", 2, 2, True),
+    ("causal", 1, 2, True)])
+def test_native_keyed_follows_torchscript_and_streams_bitwise(keyed_files, mode, keys, channels, linked):
+    """The native engine runs keyed models: within 1e-5 of the TorchScript module, and any partition of
+    audio, key and control track is bitwise one call."""
+    native_engine_or_skip()
+    path = keyed_files(mode, keys)[0]
+    seed = run_seed()
+    rng = np.random.default_rng(seed)
+    x = noise(8000, channels=channels, seed=int(rng.integers(2**31)), level=0.1)
+    key = noise(8000, channels=channels * keys, seed=int(rng.integers(2**31)))
+    outputs = {}
+    for backend in ("native", "python"):
+        processor = Processor(path, backend=backend)
+        processor.linked = linked
+        processor.set_control("c1", 0.7)
+        outputs[backend] = processor.process(x, 44100, buffer_size=64 if backend == "native" else None, sidechain=key)
+    assert np.max(np.abs(outputs["native"] - outputs["python"])) <= 1e-5
+    assert Processor(path).backend == "native"  # auto picks the native engine for keyed models too
+
+    host = Processor(path, backend="native")._host
+    host.linked = linked
+    host.reset(channels)
+    sizes = random_partition(rng, x.shape[1])
+    track = control_track(sizes, control_schedule(len(sizes), 2, int(rng.integers(2**31))))
+    start = host.get_state()
+    parts, position = [], 0
+    for size in sizes:
+        window = slice(position, position + size)
+        parts.append(host.process(np.ascontiguousarray(x[:, window]), np.ascontiguousarray(track[:, window]),
+                                  np.ascontiguousarray(key[:, window])))
+        position += size
+    host.set_state(start)
+    one_call = host.process(x, track, key)
+    assert np.array_equal(np.concatenate(parts, axis=1), one_call), f"NEURALCOMP_TEST_SEED={seed} repeats this"
+
+
+def test_native_refuses_a_wrong_key_naming_both_shapes(keyed_files, model_files):
+    native_engine_or_skip()
+    processor = Processor(keyed_files("causal", 2)[0], backend="native")
+    assert processor.sidechain_channels == 2
+    stereo = noise(1000, channels=2)
+    for bad in (noise(999, channels=4), noise(1000, channels=2), noise(1000)[0]):
+        with pytest.raises(AudioInputError, match=re.escape(f"sidechain of shape {bad.shape}") + r".*audio \(2, 1000\).*\(4, 1000\)"):
+            processor.process(stereo, 44100, sidechain=bad)
+    host = processor._host
+    host.reset(2)
+    with pytest.raises(AudioInputError, match=r"keyed by 2 sidechain channel.*shape \(4, 100\) with the audio \(2, 100\)"):
+        host.process(np.zeros((2, 100), np.float32))
+    with pytest.raises(AudioInputError, match=r"sidechain: .*\(2, 100\).*does not match the audio \(2, 100\).*\(4, 100\)"):
+        host.process(np.zeros((2, 100), np.float32), None, np.zeros((2, 100), np.float32))
+    with pytest.raises(AudioInputError, match=r"sidechain: .*float64.*expected float32"):
+        host.process(np.zeros((2, 100), np.float32), None, np.zeros((4, 100)))
+    unkeyed = Processor(model_files("sptmod25", "causal", 7)[0], backend="native")
+    with pytest.raises(AudioInputError, match="no sidechain input"):
+        unkeyed.process(noise(100), 44100, sidechain=noise(100))
+    with pytest.raises(AudioInputError, match="no sidechain input"):
+        unkeyed._host.process(noise(100), None, noise(100))
+    # a non-finite key mutes the call and restarts the stream, as non-finite audio does
+    key = noise(1000, channels=4)
+    key[3, 10] = np.inf
+    with pytest.warns(Warning, match="NaN/Inf"):
+        assert not np.any(processor.process(stereo, 44100, sidechain=key))
+    assert processor.nonfinite_buffers == 1
+
+
+def test_native_keyed_snapshot_holds_the_pending_sidechain_and_moves_to_torchscript(keyed_files):
+    native_engine_or_skip()
+    path = keyed_files("paper", 1)[0]
+    native, reference = Processor(path, backend="native"), Processor(path, backend="python")
+    x, key = noise(4000, seed=5, level=0.1), noise(4000, seed=6)
+    native.process(x[:, :1234], 44100, sidechain=key[:, :1234])  # 19 frames + 18 samples pending
+    snapshot = native.get_state()
+    assert native.state_names == reference.state_names and snapshot["pending_sidechain"].shape == (1, 1234 % 64)
+    expected = native.process(x[:, 1234:], 44100, reset=False, sidechain=key[:, 1234:])
+    native.process(x[:, :500], 44100, reset=False, sidechain=key[:, :500])  # wander off
+    native.set_state(snapshot)
+    assert np.array_equal(native.process(x[:, 1234:], 44100, reset=False, sidechain=key[:, 1234:]), expected)
+    reference.process(x[:, :1], 44100, sidechain=key[:, :1])
+    reference.set_state(snapshot)
+    np.testing.assert_allclose(reference.process(x[:, 1234:], 44100, reset=False, sidechain=key[:, 1234:]),
+                               expected, rtol=0, atol=1e-5)
+
+
+def test_render_executable_takes_a_sidechain_file(keyed_files, model_files, tmp_path):
+    """neuralcomp-render --sidechain KEY: bitwise the processor of the same backend; a missing, misshapen
+    or unwanted key is refused with exit status 2 and a message naming both files' shapes."""
+    import subprocess
+
+    import soundfile as sf
+
+    cpp_host_or_skip()
+    assert RENDER.is_file(), "neuralcomp-render not built"
+    path = keyed_files("paper", 2)[0]
+    stereo, key = noise(5000, channels=2, seed=21, level=0.1), noise(5000, channels=4, seed=22)
+    wav, key_wav = tmp_path / "in.wav", tmp_path / "key.wav"
+    sf.write(wav, stereo.T, 44100, subtype="FLOAT")
+    sf.write(key_wav, key.T, 44100, subtype="FLOAT")
+    for render_backend, python_backend in (("native", "native"), ("torchscript", "python")):
+        out = tmp_path / f"{render_backend}.wav"
+        result = subprocess.run([str(RENDER), str(path), str(wav), str(out), "--buffer", "97", "--sidechain",
+                                 str(key_wav), "--backend", render_backend], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        expected = Processor(path, backend=python_backend).process(stereo, 44100, sidechain=key)
+        assert np.array_equal(sf.read(out, dtype="float32")[0].T, expected), render_backend
+
+    def refused(model, *flags):
+        result = subprocess.run([str(RENDER), str(model), str(wav), str(tmp_path / "o.wav"), *flags],
+                                capture_output=True, text=True)
+        assert result.returncode == 2, result.stderr
+        return result.stderr
+
+    assert "give --sidechain KEY_AUDIO with 4 channel(s) of 5000 frames" in refused(path)
+    sf.write(tmp_path / "short.wav", key[:3, :4000].T, 44100, subtype="FLOAT")
+    assert ("(3 channel(s), 4000 frames at 44100 Hz) does not match the input" in
+            (message := refused(path, "--sidechain", str(tmp_path / "short.wav")))
+            and "(2 channel(s), 5000 frames at 44100 Hz): expected 4 channel(s)" in message)
+    assert "has no sidechain input" in refused(model_files("sptmod25", "causal", 7)[0], "--sidechain", str(key_wav))

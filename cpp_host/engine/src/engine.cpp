@@ -157,6 +157,8 @@ struct Engine::Impl {
   int phase = 0, start_phase = 0;
   // paper mode: input of the unfinished frame and a ring of processed output, per audio channel
   std::vector<std::vector<float>> pending, queue, start_pending, start_queue;
+  // paper mode, keyed model: the key of the unfinished frame, per key row (C * S rows)
+  std::vector<std::vector<float>> pending_key, start_pending_key;
   int queue_read = 0, queue_count = 0;
   int start_queue_read = 0, start_queue_count = 0;
   // controls
@@ -174,8 +176,8 @@ struct Engine::Impl {
   std::vector<float> z, modulation, pooled, xh, gates, new_modulation;
   std::vector<float> taps, block_in, block_out, skip;  // TCN: gathered conv inputs and block activations
   std::vector<float*> audio_ptrs;
-  std::vector<const float*> frame_input_ptrs;
-  std::vector<const float*> piece_input;
+  std::vector<const float*> frame_input_ptrs, frame_key_ptrs;
+  std::vector<const float*> piece_input, piece_key;
   std::vector<float*> piece_output;
 };
 
@@ -252,6 +254,9 @@ void Engine::prepare(int num_channels, int max_block_size) {
   s.start_pending = s.pending;
   s.queue.assign(num_channels, std::vector<float>(2 * static_cast<size_t>(P), 0.0f));
   s.start_queue = s.queue;
+  const int key_rows = num_channels * m.sidechain_channels();
+  s.pending_key.assign(key_rows, std::vector<float>(P, 0.0f));
+  s.start_pending_key = s.pending_key;
   s.frame_audio.assign(num_channels, std::vector<float>(P, 0.0f));
   s.detector.assign(rows, 0.0f);
   int lanes = kLanes, modulation_lanes = kLanes, gate_lanes = kLanes, xh = 1;
@@ -275,7 +280,9 @@ void Engine::prepare(int num_channels, int max_block_size) {
   s.xh.assign(xh, 0.0f);
   s.audio_ptrs.assign(num_channels, nullptr);
   s.frame_input_ptrs.assign(num_channels, nullptr);
+  s.frame_key_ptrs.assign(key_rows, nullptr);
   s.piece_input.assign(num_channels, nullptr);
+  s.piece_key.assign(key_rows, nullptr);
   s.piece_output.assign(num_channels, nullptr);
   reset();
 }
@@ -496,26 +503,48 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
   }
 }
 
-// Block 0's conv input for `count` samples: the channel itself, or per sample the channel of
-// largest magnitude (signed) when linked (first channel on ties, as torch.argmax).
-void Engine::load_detector(PathState& path, const float* const* input, int path_index, int count) noexcept {
+// Block 0's conv input rows [x, key 0 .. key S-1] for `count` samples: the channel itself and its key
+// rows, or, when linked, per sample the channel of largest magnitude (signed) and per key channel the
+// largest key (signed) over the channels (first channel on ties, as torch.argmax).
+void Engine::load_detector(PathState& path, const float* const* input, const float* const* key, int path_index,
+                           int count) noexcept {
   const BlockWeights& first = *model_->blocks_[0];
-  float* rows = path.blocks[0].conv_input.data() + (first.kernel_size - 1);  // c_in = 1
+  const int S = model_->sidechain_channels(), c_in = first.in_channels;  // c_in = 1 + S
+  float* rows = path.blocks[0].conv_input.data() + static_cast<size_t>(first.kernel_size - 1) * c_in;
   if (!linked_ || num_channels_ == 1) {
-    std::memcpy(rows, input[path_index], sizeof(float) * count);
+    if (S == 0) {
+      std::memcpy(rows, input[path_index], sizeof(float) * count);
+      return;
+    }
+    const float* x = input[path_index];
+    const float* const* own_key = key + static_cast<size_t>(path_index) * S;
+    for (int t = 0; t < count; ++t) {
+      float* row = rows + static_cast<size_t>(t) * c_in;
+      row[0] = x[t];
+      for (int k = 0; k < S; ++k) row[1 + k] = own_key[k][t];
+    }
     return;
   }
   for (int t = 0; t < count; ++t) {
+    float* row = rows + static_cast<size_t>(t) * c_in;
     float loudest = input[0][t];
     for (int ch = 1; ch < num_channels_; ++ch)
       if (std::fabs(input[ch][t]) > std::fabs(loudest)) loudest = input[ch][t];
-    rows[t] = loudest;
+    row[0] = loudest;
+    for (int k = 0; k < S; ++k) {
+      float loudest_key = key[k][t];
+      for (int ch = 1; ch < num_channels_; ++ch) {
+        const float v = key[static_cast<size_t>(ch) * S + k][t];
+        if (std::fabs(v) > std::fabs(loudest_key)) loudest_key = v;
+      }
+      row[1 + k] = loudest_key;
+    }
   }
 }
 
 // One piece of a call: count <= max(max_block_size, P) samples (and, with a control track, at most
 // to the end of the current frame).
-void Engine::run_piece(const float* const* input, float* const* output, int count) noexcept {
+void Engine::run_piece(const float* const* input, const float* const* key, float* const* output, int count) noexcept {
   Impl& s = *impl_;
   const int P = model_->pool_size();
   if (model_->is_tcn()) {
@@ -542,7 +571,7 @@ void Engine::run_piece(const float* const* input, float* const* output, int coun
   }
   if (!model_->paper_mode()) {
     for (int p = 0; p < detector_paths(); ++p) {
-      load_detector(s.paths[p], input, p, count);
+      load_detector(s.paths[p], input, key, p, count);
       int first = linked_ ? 0 : p, channels = linked_ ? num_channels_ : 1;
       for (int a = 0; a < channels; ++a) {
         if (output[first + a] != input[first + a]) std::memcpy(output[first + a], input[first + a], sizeof(float) * count);
@@ -557,13 +586,15 @@ void Engine::run_piece(const float* const* input, float* const* output, int coun
   const int capacity = 2 * P;
   for (int t = 0; t < count; ++t) {
     for (int ch = 0; ch < num_channels_; ++ch) s.pending[ch][s.phase] = input[ch][t];
+    for (size_t r = 0; r < s.pending_key.size(); ++r) s.pending_key[r][s.phase] = key[r][t];
     if (++s.phase == P) {
       for (int ch = 0; ch < num_channels_; ++ch) {
         std::copy(s.pending[ch].begin(), s.pending[ch].end(), s.frame_audio[ch].begin());
         s.frame_input_ptrs[ch] = s.pending[ch].data();
       }
+      for (size_t r = 0; r < s.pending_key.size(); ++r) s.frame_key_ptrs[r] = s.pending_key[r].data();
       for (int p = 0; p < detector_paths(); ++p) {
-        load_detector(s.paths[p], s.frame_input_ptrs.data(), p, P);
+        load_detector(s.paths[p], s.frame_input_ptrs.data(), s.frame_key_ptrs.data(), p, P);
         const int first = linked_ ? 0 : p, channels = linked_ ? num_channels_ : 1;
         for (int a = 0; a < channels; ++a) s.audio_ptrs[a] = s.frame_audio[first + a].data();
         run_paper_path(s.paths[p], s.audio_ptrs.data(), channels);
@@ -582,30 +613,51 @@ void Engine::run_piece(const float* const* input, float* const* output, int coun
 
 // ---- the real-time entry points ------------------------------------------------------------------------
 
-bool Engine::process(const float* const* input, float* const* output, int num_channels, int num_frames) noexcept {
-  return process_with_control_track(input, output, num_channels, num_frames, nullptr);
+bool Engine::process(const float* const* input, float* const* output, int num_channels, int num_frames,
+                     const float* const* sidechain, int sidechain_rows) noexcept {
+  return process_with_control_track(input, output, num_channels, num_frames, nullptr, sidechain, sidechain_rows);
 }
 
 bool Engine::process_with_control_track(const float* const* input, float* const* output, int num_channels,
-                                        int num_frames, const float* const* control_track) noexcept {
-  if (num_channels != num_channels_ || num_frames < 0 || input == nullptr || output == nullptr) return false;
+                                        int num_frames, const float* const* control_track,
+                                        const float* const* sidechain, int sidechain_rows) noexcept {
+  refusal_ = "";
+  if (num_channels != num_channels_) return refuse("num_channels differs from the prepared channel count");
+  if (num_frames < 0) return refuse("num_frames is negative");
+  if (input == nullptr || output == nullptr) return refuse("null input or output");
+  const int S = model_->sidechain_channels();
+  if (S > 0 && sidechain == nullptr) {
+    return refuse("this model is keyed by a sidechain: pass its key (num_channels * sidechain_channels rows)");
+  }
+  if (S == 0 && (sidechain != nullptr || sidechain_rows != 0)) {
+    return refuse("this model has no sidechain input: pass no key (nullptr, 0 rows)");
+  }
+  if (sidechain_rows != num_channels * S) {
+    return refuse("the key has the wrong number of rows: a keyed model takes num_channels * sidechain_channels");
+  }
   if (num_frames == 0) return true;
   for (int ch = 0; ch < num_channels; ++ch)
-    if (input[ch] == nullptr || output[ch] == nullptr) return false;
+    if (input[ch] == nullptr || output[ch] == nullptr) return refuse("a null channel pointer");
+  for (int r = 0; r < sidechain_rows; ++r)
+    if (sidechain[r] == nullptr) return refuse("a null key row pointer");
   if (control_track != nullptr) {
     for (int i = 0; i < model_->num_controls(); ++i)
-      if (control_track[i] == nullptr) return false;
+      if (control_track[i] == nullptr) return refuse("a null control track row");
   }
+  bool finite = true;
   for (int ch = 0; ch < num_channels; ++ch) {
     const float* x = input[ch];
-    bool finite = true;
     for (int t = 0; t < num_frames; ++t) finite &= std::isfinite(x[t]);
-    if (!finite) {  // mute the whole call, back to the start state, count it
-      for (int c = 0; c < num_channels; ++c) std::memset(output[c], 0, sizeof(float) * num_frames);
-      restore_start_state();
-      nonfinite_buffers_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
+  }
+  for (int r = 0; r < sidechain_rows; ++r) {
+    const float* x = sidechain[r];
+    for (int t = 0; t < num_frames; ++t) finite &= std::isfinite(x[t]);
+  }
+  if (!finite) {  // mute the whole call, back to the start state, count it
+    for (int c = 0; c < num_channels; ++c) std::memset(output[c], 0, sizeof(float) * num_frames);
+    restore_start_state();
+    nonfinite_buffers_.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
   const bool track = control_track != nullptr && model_->num_controls() > 0;
   if (!track) refresh_controls();
@@ -622,7 +674,8 @@ bool Engine::process_with_control_track(const float* const* input, float* const*
       s.piece_input[ch] = input[ch] + position;
       s.piece_output[ch] = output[ch] + position;
     }
-    run_piece(s.piece_input.data(), s.piece_output.data(), count);
+    for (int r = 0; r < sidechain_rows; ++r) s.piece_key[r] = sidechain[r] + position;
+    run_piece(s.piece_input.data(), s.piece_key.data(), s.piece_output.data(), count);
     position += count;
   }
   return true;
@@ -649,6 +702,7 @@ void Engine::zero_state() noexcept {
   }
   s.phase = 0;
   for (auto& p : s.pending) std::fill(p.begin(), p.end(), 0.0f);
+  for (auto& p : s.pending_key) std::fill(p.begin(), p.end(), 0.0f);
   for (auto& q : s.queue) std::fill(q.begin(), q.end(), 0.0f);
   s.queue_read = 0;
   s.queue_count = model_->latency_samples();
@@ -680,6 +734,8 @@ void Engine::restore_start_state() noexcept {
     std::copy(s.start_pending[ch].begin(), s.start_pending[ch].end(), s.pending[ch].begin());
     std::copy(s.start_queue[ch].begin(), s.start_queue[ch].end(), s.queue[ch].begin());
   }
+  for (size_t r = 0; r < s.pending_key.size(); ++r)
+    std::copy(s.start_pending_key[r].begin(), s.start_pending_key[r].end(), s.pending_key[r].begin());
   s.queue_read = s.start_queue_read;
   s.queue_count = s.start_queue_count;
 }
@@ -697,9 +753,10 @@ void Engine::reset() {
     in[ch] = silence[ch].data();
     out[ch] = sink[ch].data();
   }
+  const std::vector<const float*> quiet_key(s.pending_key.size(), silence[0].data());  // a silent key
   for (int done = 0; done < model_->start_state_samples();) {
     const int count = std::min(max_block_size_, model_->start_state_samples() - done);
-    run_piece(in.data(), out.data(), count);
+    run_piece(in.data(), quiet_key.data(), out.data(), count);
     done += count;
   }
   // the latency samples after a reset are silent
@@ -709,6 +766,7 @@ void Engine::reset() {
   copy_paths(s.paths, s.start_paths);
   s.start_phase = s.phase;
   s.start_pending = s.pending;
+  s.start_pending_key = s.pending_key;
   s.start_queue = s.queue;
   s.start_queue_read = s.queue_read;
   s.start_queue_count = s.queue_count;
@@ -766,6 +824,14 @@ std::vector<StateTensor> Engine::get_state() const {
   }
   state.push_back(std::move(pending));
   state.push_back(std::move(queue));
+  const int S = m.sidechain_channels();
+  if (S > 0) {
+    StateTensor pending_key{"pending_sidechain", {C * S, paper ? s.phase : 0}, {}};
+    if (paper) {
+      for (const auto& row : s.pending_key) pending_key.data.insert(pending_key.data.end(), row.begin(), row.begin() + s.phase);
+    }
+    state.push_back(std::move(pending_key));
+  }
   return state;
 }
 
@@ -795,7 +861,8 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
   const bool paper = m.paper_mode();
   const int D = detector_paths(), C = num_channels_;
   // channel count and link first, with a message that says what to do
-  const StateTensor& queue = state.back();
+  const int S = m.sidechain_channels();
+  const StateTensor& queue = state[names.size() - (S > 0 ? 2 : 1)];  // output_queue
   const int snapshot_channels = queue.shape.size() == 2 ? static_cast<int>(queue.shape[0]) : -1;
   const int snapshot_paths = state[1].shape.size() == 3 ? static_cast<int>(state[1].shape[0]) : -1;
   if (snapshot_channels != C || snapshot_paths != D) {
@@ -815,6 +882,7 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
   }
   expected.push_back({C, paper ? phase : 0});
   expected.push_back({C, paper ? P - 1 - phase : 0});
+  if (S > 0) expected.push_back({C * S, paper ? phase : 0});
   for (size_t i = 1; i < names.size(); ++i) {
     size_t count = 1;
     for (int64_t d : expected[i]) count *= static_cast<size_t>(d);
@@ -858,6 +926,8 @@ void Engine::set_state(const std::vector<StateTensor>& state) {
     }
     s.queue_read = 0;
     s.queue_count = P - 1 - phase;
+    for (int r = 0; r < C * S; ++r)
+      std::copy_n(state[i + 2].data.begin() + static_cast<size_t>(r) * phase, phase, s.pending_key[r].begin());
   }
 }
 

@@ -47,6 +47,7 @@ int nc_model_sample_rate(const nc_model* model) { return model ? model->model->s
 int nc_model_latency_samples(const nc_model* model) { return model ? model->model->latency_samples() : 0; }
 int nc_model_pool_size(const nc_model* model) { return model ? model->model->pool_size() : 0; }
 int nc_model_num_controls(const nc_model* model) { return model ? model->model->num_controls() : 0; }
+int nc_model_sidechain_channels(const nc_model* model) { return model ? model->model->sidechain_channels() : 0; }
 const char* nc_model_metadata_json(const nc_model* model) { return model ? model->model->metadata_json().c_str() : ""; }
 
 int nc_model_control_info(const nc_model* model, int index, nc_control_info* info) {
@@ -122,6 +123,14 @@ int nc_engine_process(nc_engine* engine, const float* const* input, float* const
   if (engine == nullptr) return -1;
   return engine->engine->process(input, output, num_channels, num_frames) ? 0 : -1;
 }
+
+int nc_engine_process_keyed(nc_engine* engine, const float* const* input, float* const* output, int num_channels,
+                            int num_frames, const float* const* sidechain, int sidechain_rows) {
+  if (engine == nullptr) return -1;
+  return engine->engine->process(input, output, num_channels, num_frames, sidechain, sidechain_rows) ? 0 : -1;
+}
+
+const char* nc_engine_refusal(const nc_engine* engine) { return engine ? engine->engine->refusal() : "no engine"; }
 
 int64_t nc_engine_nonfinite_buffers(const nc_engine* engine) {
   return engine ? engine->engine->nonfinite_buffers() : 0;

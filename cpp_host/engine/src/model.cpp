@@ -225,7 +225,10 @@ struct ModelParser {
     }
     model->sample_rate_ = integer(index, "sample_rate", 1000, 1536000);
     model->start_state_samples_ = integer(index, "start_state_samples", 0, 1 << 20);
+    // keyed models (docs/engine-format.md): block 0's conv reads [input; S key channels]
+    model->sidechain_channels_ = index.contains("sidechain") ? integer(index, "sidechain", 0, kMaxChannels - 1) : 0;
     if (model->architecture_ == "tcn") {
+      if (model->sidechain_channels_ > 0) refuse("a TCN keyed by a sidechain is not one this engine can run");
       parse_tcn(*model);
       return model;
     }
@@ -247,7 +250,7 @@ struct ModelParser {
     model->interpolation_weights_ = tensor(tensors, "interp_weights", {P});
 
     const nlohmann::json* blocks = &block_list();
-    int previous_channels = 1;
+    int previous_channels = 1 + model->sidechain_channels_;
     for (size_t j = 0; j < blocks->size(); ++j) {
       const auto& b = (*blocks)[j];
       if (!b.is_object()) refuse("block " + std::to_string(j) + " is not an object");
@@ -378,6 +381,7 @@ std::vector<std::string> Model::state_names() const {
       names.push_back("block" + std::to_string(j) + "." + part);
   names.push_back("pending_input");
   names.push_back("output_queue");
+  if (sidechain_channels_ > 0) names.push_back("pending_sidechain");
   return names;
 }
 

@@ -92,6 +92,9 @@ class Model {
   int lstm_hidden() const { return lstm_hidden_; }
   int num_blocks() const { return static_cast<int>(blocks_.size()); }
   int start_state_samples() const { return start_state_samples_; }
+  // Sidechain (key) channels per audio channel: S > 0 for a keyed model, whose modulation path reads
+  // [input; S key channels] and whose process() needs the key; 0 for a model that keys from its input.
+  int sidechain_channels() const { return sidechain_channels_; }
   const std::vector<ControlInfo>& controls() const { return controls_; }
   int num_controls() const { return static_cast<int>(controls_.size()); }
   int control_index(const std::string& name) const;  // -1 when unknown
@@ -100,8 +103,8 @@ class Model {
   const std::string& source() const { return source_; }
 
   // Stream state names in get_state() order: "phase", then per block conv_cache, pool_partial,
-  // lstm_h, lstm_c, modulation_history, then pending_input and output_queue (export/streaming.py);
-  // for a TCN "phase" and each block's conv_cache (export/streaming_tcn.py).
+  // lstm_h, lstm_c, modulation_history, then pending_input and output_queue, then pending_sidechain for
+  // a keyed model (export/streaming.py); for a TCN "phase" and each block's conv_cache (export/streaming_tcn.py).
   std::vector<std::string> state_names() const;
 
  private:
@@ -118,6 +121,7 @@ class Model {
   bool paper_mode_ = false;
   int lstm_hidden_ = 0;
   int start_state_samples_ = 0;
+  int sidechain_channels_ = 0;
   std::vector<ControlInfo> controls_;
   std::vector<float> interpolation_weights_;  // (P,): weight of the newer frame at each position
   std::vector<std::unique_ptr<BlockWeights>> blocks_;
@@ -160,15 +164,23 @@ class Engine {
 
   // ---- real-time (see the threading contract above) ----------------------------------------------
   // Planar buffers: input[c] and output[c] hold num_frames samples of channel c (in place allowed).
-  // Any num_frames >= 0. Returns false (and outputs nothing) only when num_channels differs from
-  // the prepared count or a pointer is null. A call holding NaN/Inf anywhere outputs zeros for the
-  // whole call, restores the start state and counts it in nonfinite_buffers().
-  bool process(const float* const* input, float* const* output, int num_channels, int num_frames) noexcept;
+  // Any num_frames >= 0. `sidechain`: the key of a keyed model (Model::sidechain_channels() = S > 0),
+  // sidechain_rows = num_channels * S planar rows of num_frames samples, rows c * S ... c * S + S - 1
+  // keying channel c; it feeds the modulation path only (linked: each key channel follows, per sample,
+  // the loudest channel's key). An unkeyed model takes nullptr and 0. Returns false (and outputs
+  // nothing) when num_channels differs from the prepared count, a pointer is null, or the key does not
+  // fit the model; refusal() then says why. A call holding NaN/Inf anywhere (audio or key) outputs
+  // zeros for the whole call, restores the start state and counts it in nonfinite_buffers().
+  bool process(const float* const* input, float* const* output, int num_channels, int num_frames,
+               const float* const* sidechain = nullptr, int sidechain_rows = 0) noexcept;
   // The same with per-sample controls in user units: control_track[k][t] is control k at sample t;
   // a frame's FiLM uses the values at its last sample. Values out of range are clamped to it and
   // NaN keeps the previous value (the real-time path cannot throw).
   bool process_with_control_track(const float* const* input, float* const* output, int num_channels,
-                                  int num_frames, const float* const* control_track) noexcept;
+                                  int num_frames, const float* const* control_track,
+                                  const float* const* sidechain = nullptr, int sidechain_rows = 0) noexcept;
+  // Why the last process call returned false (a fixed text; "" after a call that was not refused).
+  const char* refusal() const noexcept { return refusal_; }
   // Back to the start state that the last reset() (or prepare / set_linked) computed, by copying it:
   // what a NaN/Inf call does, without counting one. reset() instead recomputes it at the current controls.
   void restart() noexcept;
@@ -201,8 +213,13 @@ class Engine {
   void run_tcn_path(PathState& path, float* const* audio, int audio_channels, const float* detector, int count) noexcept;
   std::vector<StateTensor> get_tcn_state() const;
   void set_tcn_state(const std::vector<StateTensor>& state);
-  void load_detector(PathState& path, const float* const* input, int path_index, int count) noexcept;
-  void run_piece(const float* const* input, float* const* output, int count) noexcept;
+  void load_detector(PathState& path, const float* const* input, const float* const* key, int path_index,
+                     int count) noexcept;
+  void run_piece(const float* const* input, const float* const* key, float* const* output, int count) noexcept;
+  bool refuse(const char* why) noexcept {
+    refusal_ = why;
+    return false;
+  }
   void zero_state() noexcept;
   void restore_start_state() noexcept;
   int detector_paths() const { return linked_ ? 1 : num_channels_; }
@@ -212,6 +229,7 @@ class Engine {
   int num_channels_ = 0;
   int max_block_size_ = 0;
   bool linked_ = false;
+  const char* refusal_ = "";
   std::atomic<int64_t> nonfinite_buffers_{0};
 };
 

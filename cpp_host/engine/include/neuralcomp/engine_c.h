@@ -37,6 +37,9 @@ int nc_model_sample_rate(const nc_model* model);
 int nc_model_latency_samples(const nc_model* model); /* at the model's rate: 0 causal, P-1 paper */
 int nc_model_pool_size(const nc_model* model);
 int nc_model_num_controls(const nc_model* model);
+/* Sidechain (key) channels per audio channel: S > 0 for a keyed model (process it with
+ * nc_engine_process_keyed), 0 for a model that keys from its input. */
+int nc_model_sidechain_channels(const nc_model* model);
 int nc_model_control_info(const nc_model* model, int index, nc_control_info* info);
 const char* nc_model_metadata_json(const nc_model* model);
 
@@ -54,6 +57,14 @@ double nc_engine_get_control(const nc_engine* engine, int index);
  * prepared count. NaN/Inf input: the call's output is zeros, the state goes back to the start state. */
 int nc_engine_process(nc_engine* engine, const float* const* input, float* const* output, int num_channels,
                       int num_frames);
+/* REAL-TIME. The same for a keyed model: `sidechain` holds sidechain_rows = num_channels * S planar key
+ * rows of num_frames samples (rows c*S ... c*S+S-1 key channel c); they feed the modulation path only.
+ * An unkeyed model takes NULL and 0 (nc_engine_process is the same call). -1 when the key does not fit
+ * the model (missing, present for an unkeyed model, wrong row count): nc_engine_refusal says why. */
+int nc_engine_process_keyed(nc_engine* engine, const float* const* input, float* const* output, int num_channels,
+                            int num_frames, const float* const* sidechain, int sidechain_rows);
+/* Why the last process call returned -1 (valid while the engine lives; "" after an accepted call). */
+const char* nc_engine_refusal(const nc_engine* engine);
 int64_t nc_engine_nonfinite_buffers(const nc_engine* engine);
 /* REAL-TIME. Back to the start state the last reset/prepare/set_linked computed (a copy; counts nothing). */
 void nc_engine_restart(nc_engine* engine);
