@@ -117,12 +117,17 @@ def train_and_export(dataset_dir: str | Path, out: str | Path, config: TrainingC
     pretrained, spn_included = load_pretrained(init) if init is not None else (None, True)
     # the dataset's rate is the model's: the start-state silence and every time constant follow it
     changes = {"mode": mode, "controls": dataset.controls, "sample_rate": dataset.sample_rate,
-               **({"sidechain": dataset.sidechain_channels} if dataset.sidechain_channels else {}),
                **(model_overrides or {})}
     if model_preset is None and pretrained is not None:
         model_config = pretrained.config.with_changes(**changes)
     else:
         model_config = load_preset(model_preset or "tiny", **changes)
+    if dataset.sidechain_channels:  # a keyed dataset trains a keyed model
+        if not hasattr(model_config, "sidechain"):
+            raise ConfigError(f"the dataset's items carry a {dataset.sidechain_channels}-channel sidechain (key), but "
+                              f"the {model_config.architecture} model {model_config.name!r} has no sidechain input: "
+                              f"train an SPTMod preset (e.g. --preset tiny)")
+        model_config = model_config.with_changes(sidechain=dataset.sidechain_channels)
     model = build_model(model_config)
     provenance: dict[str, Any] = {}
     if pretrained is not None:

@@ -88,3 +88,10 @@ def test_train_export_and_evaluate_a_keyed_model(tmp_path, keyed_dataset, capsys
     report = tmp_path / "report.json"
     assert main(["evaluate", str(run / "model.ts"), str(keyed_dataset), "--out", str(report)]) == 0
     assert report.is_file()
+
+
+def test_a_keyed_dataset_refuses_a_model_without_a_sidechain_input(tmp_path, keyed_dataset, capsys):
+    assert main(["train", str(keyed_dataset), "--out", str(tmp_path / "run"), "--preset", "tcn",
+                 "--max-iterations", "1"]) == 2
+    assert ("the dataset's items carry a 1-channel sidechain (key), but the tcn model 'tcn' has no sidechain "
+            "input: train an SPTMod preset") in capsys.readouterr().err
