@@ -32,6 +32,7 @@ def main_live(args: argparse.Namespace) -> int:
         session = LiveSession(
             processor, device=args.device, input_device=args.input_device, output_device=args.output_device,
             samplerate=args.samplerate, blocksize=args.blocksize, channels=args.channels,
+            sidechain_inputs=args.sidechain_inputs,
         )
         for name, value in args.control or []:
             session.set_control(name, value)
@@ -61,6 +62,10 @@ def add_live_command(subparsers: Any) -> argparse.ArgumentParser:
                    "rate differs)")
     p.add_argument("--blocksize", "-b", type=int, default=DEFAULT_BLOCKSIZE, help="frames per callback (default 256)")
     p.add_argument("--channels", "-c", type=int, help="channels (default: up to 2)")
+    p.add_argument("--sidechain-inputs", type=int, default=0, metavar="N",
+                   help="for a model keyed by a sidechain: the last N capture channels, after the audio ones, are "
+                        "its key (N = channels x the model's sidechain channels; stream at the model's rate; "
+                        "default 0: no sidechain inputs)")
     p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C or q)")
     p.add_argument("--control", type=parse_control, action="append", metavar="NAME=VALUE",
                    help="set a control in its units, e.g. threshold=-30 (repeat; default: the model's defaults)")

@@ -30,6 +30,7 @@ class LiveRecording:
     initial_controls: dict[str, float]
     control_changes: list[ControlChange]
     truncated: bool  # the recording buffer filled before the stream ended
+    sidechain: np.ndarray | None = None  # the key received on the sidechain inputs (keyed models), else None
 
 
 @dataclass
@@ -57,6 +58,7 @@ class LiveSummary:
     stopped_by: str = ""
     backend: str = ""
     level_trims_db: tuple[float, float] = (0.0, 0.0)  # the processor's (input_level_db, output_level_db)
+    sidechain_inputs: int = 0  # capture channels after the audio ones that key the model
 
     @property
     def xrun_count(self) -> int:
@@ -95,7 +97,8 @@ class LiveSummary:
         lines = [
             f"live summary ({self.backend} backend, stopped by {self.stopped_by or '?'})",
             f"  ran         {self.seconds:.2f} s: {self.callbacks} callbacks, {self.frames} frames, "
-            f"{self.channels} ch at {self.sample_rate:g} Hz, blocksize {self.blocksize}",
+            f"{self.channels} ch at {self.sample_rate:g} Hz, blocksize {self.blocksize}"
+            + (f", {self.sidechain_inputs} sidechain input(s)" if self.sidechain_inputs else ""),
             f"  xruns       {self.xrun_count} ({xr})",
             f"  callback    p50 {self.callback_us_p50:.0f} us, p99 {self.callback_us_p99:.0f} us, "
             f"max {self.callback_us_max:.0f} us; CPU load p50 {100 * self.cpu_load_p50:.1f}%, "

@@ -1,7 +1,8 @@
 """A live session: an exported model on a duplex audio stream, with counters, timing and recording.
 
 `LiveSession(processor, ...)` opens a duplex `sounddevice.Stream`; its callback sends every input
-block through `processor.process(block, rate, reset=False)` and plays the result. The session
+block through `processor.process(block, rate, reset=False)` and plays the result. A model keyed by a
+sidechain takes its key from `sidechain_inputs` extra capture channels after the audio ones. The session
 counts callbacks, xruns (by kind), per-callback processing time (in a preallocated ring), deadline
 misses and NaN/Inf input buffers (which the processor mutes), applies control changes from any
 thread at the next callback boundary, can record exactly what it received and produced (so the
@@ -60,7 +61,8 @@ class LiveSession:
     status lines (None: none). Controls are read from the terminal (`NAME=VALUE`, `q`) when stdin
     is a TTY, or always with terminal_controls=True, or from control_input (a file or fd).
     on_open(stream): called after the stream is opened and before it starts (its ports exist then,
-    e.g. to connect them on a JACK server).
+    e.g. to connect them on a JACK server). sidechain_inputs: capture channels after the `channels`
+    audio ones that carry the key of a keyed model (channels x its sidechain channels; 0 otherwise).
     """
 
     def __init__(
@@ -81,11 +83,22 @@ class LiveSession:
         terminal_controls: bool | None = None,
         control_input: Any = None,
         on_open: Any = None,
+        sidechain_inputs: int = 0,
     ) -> None:
         if int(blocksize) != blocksize or blocksize < 0:
             raise LiveAudioError(f"blocksize must be a non-negative integer (0: variable), got {blocksize!r}")
         if channels is not None and (int(channels) != channels or channels < 1):
             raise LiveAudioError(f"channels must be a positive integer, got {channels!r}")
+        if int(sidechain_inputs) != sidechain_inputs or sidechain_inputs < 0:
+            raise LiveAudioError(f"sidechain_inputs must be a non-negative integer, got {sidechain_inputs!r}")
+        keys = int(getattr(processor, "sidechain_channels", 0))
+        if keys == 0 and sidechain_inputs:
+            raise LiveAudioError("this model has no sidechain input; leave the sidechain inputs "
+                                 "(--sidechain-inputs) out")
+        if keys and not sidechain_inputs:
+            raise LiveAudioError(f"this model is keyed by {keys} sidechain channel(s) per audio channel: give its "
+                                 f"key on extra capture channels (--sidechain-inputs N: channels x {keys}, after the "
+                                 "audio ones)")
         if samplerate is not None and not samplerate > 0:
             raise LiveAudioError(f"samplerate must be positive, got {samplerate!r}")
         self.processor = processor
@@ -103,6 +116,8 @@ class LiveSession:
         self.terminal_controls = terminal_controls
         self.control_input = control_input
         self.on_open = on_open
+        self.sidechain_inputs = int(sidechain_inputs)
+        self._channels = 0  # audio channels of the running stream
         self._ranges = {
             c["name"]: (float(c["minimum"]), float(c["maximum"]))
             for c in getattr(processor, "metadata", {}).get("controls", [])
@@ -169,14 +184,16 @@ class LiveSession:
         if not self.record or self._rec_in is None:
             raise LiveAudioError("this session was not recording: create it with record=True and run it")
         n = self._rec_pos
+        channels = self._rec_out.shape[1]
         return LiveRecording(
-            input=np.ascontiguousarray(self._rec_in[:n].T),
+            input=np.ascontiguousarray(self._rec_in[:n, :channels].T),
             output=np.ascontiguousarray(self._rec_out[:n].T),
             sample_rate=self._rate,
             blocksize=self.blocksize,
             initial_controls=dict(self._initial_controls),
             control_changes=list(self._changes),
             truncated=self._rec_truncated,
+            sidechain=np.ascontiguousarray(self._rec_in[:n, channels:].T) if self.sidechain_inputs else None,
         )
 
     # ---- internals ----------------------------------------------------------------------------
@@ -216,8 +233,13 @@ class LiveSession:
                 name, value = self._pending.popleft()
                 self.processor.set_control(name, value)
                 self._changes.append(ControlChange(index, self._frames, name, value))
-            y = self.processor.process(indata.T, self._rate, reset=False)
-            if y.shape != (indata.shape[1], frames):
+            channels = self._channels
+            if self.sidechain_inputs:  # the last capture channels are the key
+                y = self.processor.process(indata[:, :channels].T, self._rate, reset=False,
+                                           sidechain=indata[:, channels:].T)
+            else:
+                y = self.processor.process(indata.T, self._rate, reset=False)
+            if y.shape != (channels, frames):
                 raise RuntimeError(f"the processor returned shape {y.shape} for a block of {frames} frames")
             outdata[:] = y.T
         except Exception as exc:  # noqa: BLE001 - anything here must not kill the audio thread
@@ -278,20 +300,30 @@ class LiveSession:
         in_dev = resolve_device(self.input_device if self.input_device is not None else self.device, "input", sd)
         out_dev = resolve_device(self.output_device if self.output_device is not None else self.device, "output", sd)
         channels = self.requested_channels
+        keys = int(getattr(self.processor, "sidechain_channels", 0))
+        if channels is None and keys:  # as many audio channels as the sidechain inputs key
+            channels = max(1, self.sidechain_inputs // keys)
         if channels is None:
             channels = max(1, min(2, in_dev["max_input_channels"], out_dev["max_output_channels"]))
+        if keys and self.sidechain_inputs != channels * keys:
+            raise LiveAudioError(
+                f"this model is keyed by {keys} sidechain channel(s) per audio channel: {channels} audio channel(s) "
+                f"need {channels * keys} sidechain input(s), got {self.sidechain_inputs}")
         # Default: the output device's own rate (a server such as JACK runs at one rate); the processor
         # resamples when it is not the model's.
         rate = float(self.requested_samplerate or out_dev["default_samplerate"] or self.processor.sample_rate)
-        check_settings(sd, in_dev, "input", channels, rate)
+        check_settings(sd, in_dev, "input", channels + self.sidechain_inputs, rate)
         check_settings(sd, out_dev, "output", channels, rate)
         return in_dev, out_dev, rate, int(channels)
 
     def _warm_up(self, rate: float, channels: int) -> None:
         silence = np.zeros((channels, self.blocksize or DEFAULT_BLOCKSIZE), dtype=np.float32)
+        key = {}
+        if self.sidechain_inputs:
+            key = {"sidechain": np.zeros((self.sidechain_inputs, silence.shape[1]), np.float32)}
         try:
             for i in range(WARMUP_BLOCKS):
-                self.processor.process(silence, rate, reset=(i == 0))
+                self.processor.process(silence, rate, reset=(i == 0), **key)
         except AudioInputError as exc:
             raise LiveAudioError(f"the model cannot run on this stream ({channels} ch at {rate:g} Hz): {exc}") from exc
         self.processor.reset()
@@ -311,11 +343,12 @@ class LiveSession:
         self._stop.clear()
         self._pending.clear()
         self._rate = rate
+        self._channels = channels
         self._nonfinite_start = self.processor.nonfinite_buffers
         self._initial_controls = self.processor.controls
         if self.record:
             frames = int(np.ceil(self.record_seconds * rate))
-            self._rec_in = np.zeros((frames, channels), dtype=np.float32)
+            self._rec_in = np.zeros((frames, channels + self.sidechain_inputs), dtype=np.float32)
             self._rec_out = np.zeros((frames, channels), dtype=np.float32)
 
         summary = LiveSummary(
@@ -325,11 +358,13 @@ class LiveSession:
             backend=getattr(self.processor, "backend", ""),
             level_trims_db=(float(getattr(self.processor, "input_level_db", 0.0)),
                             float(getattr(self.processor, "output_level_db", 0.0))),
+            sidechain_inputs=self.sidechain_inputs,
         )
         try:
             stream = sd.Stream(
                 device=(in_dev["index"], out_dev["index"]), samplerate=rate, blocksize=self.blocksize,
-                channels=channels, dtype="float32", latency=self.latency, callback=self._callback,
+                channels=(channels + self.sidechain_inputs, channels), dtype="float32", latency=self.latency,
+                callback=self._callback,
                 finished_callback=self._stop.set,
             )
         except (sd.PortAudioError, ValueError) as exc:

@@ -411,3 +411,48 @@ def test_an_exception_in_the_callback_stops_the_stream_and_is_reported(jack, cau
     rec = session.recording()
     assert not rec.output[:, 29 * BLOCK :].any()  # that block was silenced
     assert "errors      1" in summary.format()
+
+
+# ---- a keyed (sidechain) model -------------------------------------------------------------------------
+def test_live_keyed_model_takes_its_key_from_the_last_capture_channels(jack, tmp_path, causal_model, capsys):
+    """A model keyed by a sidechain, live: the audio on capture channel 0, the key on channel 1
+    (`sidechain_inputs`, `--sidechain-inputs`); the output is bitwise the offline render of what was
+    received, with the key that was received."""
+    import torch
+
+    from export import export_model
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.host.processor import native_engine_available
+    from neuralcomp.model import build_model
+
+    torch.manual_seed(3)
+    path = export_model(build_model(load_preset("tiny", mode="paper", controls=generic_controls(2), sidechain=1)),
+                        tmp_path / "keyed.ts")
+    processor = neuralcomp.load(path)
+    assert processor.backend == ("native" if native_engine_available() else "python")
+    session = LiveSession(processor, device=jack.device, blocksize=BLOCK, channels=1, sidechain_inputs=1,
+                          record=True, record_seconds=6, status_interval=None)
+    played = np.concatenate([noise(int(0.8 * RATE), seed=31, level=0.1), noise(int(0.8 * RATE), seed=32)])
+    summary = play_through(jack, session, played)
+    rec = session.recording()
+    assert summary.errors == [] and summary.sidechain_inputs == 1 and "1 sidechain input(s)" in summary.format()
+    assert rec.input.shape == rec.output.shape == rec.sidechain.shape == (1, summary.frames)
+    lag, corr = _best_lag(rec.sidechain, played[1:])
+    assert corr > 0.9, f"the played key did not arrive on the sidechain input (best correlation {corr})"
+    fresh = neuralcomp.load(path)
+    offline = fresh.process(rec.input, rec.sample_rate, sidechain=rec.sidechain)
+    assert np.array_equal(offline, rec.output), f"max |diff| {np.abs(offline - rec.output).max()}"
+    # the key matters: the same audio with a silent key comes out otherwise
+    assert not np.array_equal(fresh.process(rec.input, rec.sample_rate, sidechain=0 * rec.sidechain), rec.output)
+
+    with pytest.raises(LiveAudioError, match=r"keyed by 1 sidechain channel.*--sidechain-inputs"):
+        LiveSession(processor, device=jack.device)
+    with pytest.raises(LiveAudioError, match=r"1 audio channel\(s\) need 1 sidechain input\(s\), got 2"):
+        LiveSession(processor, device=jack.device, channels=1, sidechain_inputs=2).run(1.0)
+    with pytest.raises(LiveAudioError, match="no sidechain input"):
+        LiveSession(neuralcomp.load(causal_model), device=jack.device, sidechain_inputs=1)
+    assert main_live(_parse(["live", str(path), "--device", str(jack.device), "--duration", "0.5",
+                             "--channels", "1", "--sidechain-inputs", "1"])) == 0
+    assert "1 sidechain input(s)" in capsys.readouterr().out
+    assert main_live(_parse(["live", str(path), "--device", str(jack.device), "--duration", "0.5"])) == 2
+    assert "--sidechain-inputs" in capsys.readouterr().err
