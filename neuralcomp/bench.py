@@ -11,7 +11,7 @@ Backends: "native" (the native C++ engine), "torchscript" (the libtorch C++ host
 whole pooling frames, as research code would run it). The C++ backends are timed in C++ around each
 call at the model's rate (no Python in the measurement); at other rates the Python resamplers run
 between calls and are timed with them. A keyed (sidechain) model gets a noise key of its own, at the
-model's rate only (the processor takes a key at that rate), timed from Python on every backend.
+model's rate only (the processor takes a key at that rate); the C++ backends time it in C++ too.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _open(path: Path, backend: str) -> Any:
 def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, seconds: float = 1.0,
                warmup_calls: int = 20, seed: int = 0, multiply_adds_per_sample: float = 0.0) -> BenchRow:
     """Stream `seconds` of noise at `sample_rate` in buffers of `buffer_size` and time each call; a keyed
-    model gets a noise key of its own (timed from Python on every backend: the C++ timers take no key)."""
+    model gets a noise key of its own, streamed alongside (the C++ timers take it too)."""
     import torch
 
     torch.set_num_threads(1)
@@ -262,9 +262,9 @@ def bench_case(path: Path, backend: str, sample_rate: int, buffer_size: int, sec
         block = np.ascontiguousarray(audio[:, start:start + buffer_size])
         return block, ({} if key is None else {"sidechain": np.ascontiguousarray(key[:, start:start + buffer_size])})
 
-    if (backend != "eager" and key is None and sample_rate == target.sample_rate
-            and hasattr(target._host, "time_buffers")):
-        times = np.asarray(target._host.time_buffers(audio, buffer_size, warmup_calls))  # timed in C++
+    if backend != "eager" and sample_rate == target.sample_rate and hasattr(target._host, "time_buffers"):
+        keyed = {} if key is None else {"sidechain": key}
+        times = np.asarray(target._host.time_buffers(audio, buffer_size, warmup_calls, **keyed))  # timed in C++
     else:
         for i in range(warmup_calls):
             block, keyed = arguments(i * buffer_size)

@@ -82,16 +82,30 @@ py::array process(StreamingHost& host, const py::object& obj, const py::object& 
 }
 
 // Streams x (channels, frames) in buffers of `buffer_size`, timing each host call in C++ (no Python in
-// the measurement): seconds per timed call, after `warmup_calls` untimed calls.
+// the measurement): seconds per timed call, after `warmup_calls` untimed calls. A keyed model's key
+// (channels * sidechain_channels, frames) streams alongside.
 py::array_t<double> time_buffers(StreamingHost& host, const py::array_t<float, py::array::c_style>& x,
-                                 int buffer_size, int warmup_calls) {
+                                 int buffer_size, int warmup_calls, const py::object& sidechain) {
   if (x.ndim() != 2 || x.shape(0) != host.num_channels() || buffer_size < 1) {
     throw py::value_error("time_buffers expects float32 (channels, frames) and buffer_size >= 1");
+  }
+  const int64_t key_rows = x.shape(0) * host.sidechain_channels();
+  py::array_t<float, py::array::c_style> key;
+  if (key_rows > 0) {
+    if (sidechain.is_none()) throw py::value_error("time_buffers: this model is keyed by a sidechain: pass its key");
+    key = py::array_t<float, py::array::c_style>::ensure(sidechain);
+    if (!key || key.ndim() != 2 || key.shape(0) != key_rows || key.shape(1) != x.shape(1)) {
+      throw py::value_error("time_buffers: the key must be float32 (" + std::to_string(key_rows) + ", " +
+                            std::to_string(x.shape(1)) + "), got " + describe(sidechain));
+    }
+  } else if (!sidechain.is_none()) {
+    throw py::value_error("time_buffers: this model has no sidechain input");
   }
   const py::ssize_t calls = x.shape(1) / buffer_size;
   if (calls <= warmup_calls) throw py::value_error("audio too short for the warm-up calls");
   const int64_t channels = x.shape(0);
   std::vector<float> in(static_cast<size_t>(channels) * buffer_size), out(in.size());
+  std::vector<float> key_buffer(static_cast<size_t>(key_rows) * buffer_size);
   py::array_t<double> times(calls - warmup_calls);
   double* t = times.mutable_data();
   py::gil_scoped_release release;
@@ -99,8 +113,11 @@ py::array_t<double> time_buffers(StreamingHost& host, const py::array_t<float, p
     for (int64_t c = 0; c < channels; ++c) {
       std::memcpy(in.data() + c * buffer_size, x.data(c, 0) + i * buffer_size, sizeof(float) * buffer_size);
     }
+    for (int64_t r = 0; r < key_rows; ++r) {
+      std::memcpy(key_buffer.data() + r * buffer_size, key.data(r, 0) + i * buffer_size, sizeof(float) * buffer_size);
+    }
     const auto start = std::chrono::steady_clock::now();
-    host.process(in.data(), out.data(), channels, buffer_size);
+    host.process(in.data(), out.data(), channels, buffer_size, key_rows > 0 ? key_buffer.data() : nullptr);
     const auto stop = std::chrono::steady_clock::now();
     if (i >= warmup_calls) t[i - warmup_calls] = std::chrono::duration<double>(stop - start).count();
   }
@@ -200,7 +217,7 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
       .def_property_readonly("sidechain_channels", &StreamingHost::sidechain_channels,
                              "Sidechain (key) channels per audio channel; 0: the model keys from its input.")
       .def("time_buffers", &time_buffers, py::arg("x"), py::arg("buffer_size"), py::arg("warmup_calls") = 20,
-           "Seconds per host call, timed in C++, streaming x in buffers.")
+           py::arg("sidechain") = py::none(), "Seconds per host call, timed in C++, streaming x (and its key) in buffers.")
       .def(
           "reset",
           [](StreamingHost& host, std::optional<int> num_channels) {
