@@ -199,7 +199,8 @@ class _EagerHost:
         self.queue = np.zeros((self.channels, self.pool - 1), np.float32)
 
     def process(self, x: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
-        """x (C, T) -> (C, T); `sidechain` (C·S, T) for a keyed model, rows c·S … c·S + S − 1 keying channel c."""
+        """x (C, T) -> (C, T); `sidechain` (C·S, T) for a keyed model, rows c·S … c·S + S − 1 keying
+        channel c."""
         torch = self._torch
         buffered = np.concatenate([self.pending, x], axis=1)
         whole = buffered.shape[1] // self.pool * self.pool

@@ -37,11 +37,11 @@ lag of the target behind the input: from the sync marker when the input is a sou
 ``target[n] ~ input[n - lag]``); shift so they line up and trim both to the common length (samples dropped
 from each side reported); subtract the mean of the kept part once more (so the written files have zero
 mean; the DC reported is the total removed); refuse a target whose correlation with the input is then
-below ``min_correlation``; write float32 WAVs. A take's sidechain (key) file, when the pairs have them (every pair or none), is
-read with all its channels, must have the input's sample rate (or be resampled with it) and exactly the
-input file's length (it was fed to the unit alongside the input, sample for sample), and gets the
-input's DC removal and cuts; every key has the same channel count. The normalised correlation ``sum(x y) / sqrt(sum(x^2)
-sum(y^2))`` is reported before (lag 0, common prefix) and after alignment. Items too short to train (no
+below ``min_correlation``; write float32 WAVs. A take's sidechain (key) file, when the pairs have them
+(every pair or none), is read with all its channels, must have the input's sample rate (or be resampled
+with it) and exactly the input file's length (it was fed to the unit alongside the input, sample for
+sample), and gets the input's DC removal and cuts; every key has the same channel count. The normalised
+correlation ``sum(x y) / sqrt(sum(x^2) sum(y^2))`` is reported before (lag 0, common prefix) and after alignment. Items too short to train (no
 sequence at ``MIN_TRAINING_LENGTH`` for the ``tiny`` preset) are kept for validation and test only.
 Everything is written into a temporary folder that replaces ``out_dir`` at the end: a failure leaves
 nothing behind.

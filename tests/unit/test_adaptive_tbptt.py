@@ -224,7 +224,7 @@ def test_a_sidechain_model_estimates_with_its_key_picks_an_l_and_resumes_exactly
     model = _model_with_memory(16, sidechain=1)
     estimate = estimate_decay(model, x, y, controls, 8 * POOL, 2048, CompressorLoss(), sidechain=key)
     assert 1 / RATE_FACTOR < estimate.memory_samples / POOL / 16 < RATE_FACTOR
-    with pytest.raises(AudioInputError, match="needs a sidechain"):  # the model needs its key: the estimate cannot leave it out
+    with pytest.raises(AudioInputError, match="needs a sidechain"):  # the estimate cannot leave the key out
         estimate_decay(model, x, y, controls, 8 * POOL, 2048, CompressorLoss())
     whole = Trainer(_model_with_memory(16, sidechain=1), _config(), items, [], tmp_path / "a", log=_quiet)
     whole.run()

@@ -103,7 +103,7 @@ def test_refusals_name_the_reason():
     with pytest.raises(ConfigError, match="has no FiLM layers"):
         initialise_from(_model([]), _model([THRESHOLD]))
     tcn = _model([THRESHOLD], preset="tcn", **TCN_SMALL)
-    with pytest.raises(ConfigError, match="its architecture is 'tcn' .* trained is 'sptmod' .* within one architecture"):
+    with pytest.raises(ConfigError, match="architecture is 'tcn' .* trained is 'sptmod' .* within one architecture"):
         initialise_from(_model([THRESHOLD]), tcn)
     with pytest.raises(ConfigError, match=r"architecture.*dilations \(1, 2\) vs \(1, 2, 4, 8\)"):
         initialise_from(_model([THRESHOLD], preset="tcn", **{**TCN_SMALL, "dilations": (1, 2)}), tcn)
