@@ -117,7 +117,8 @@ def seconds_per_iteration(sweep_dir: Path, rows: list[TrialRow], cache: Path, de
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     stored = json.loads(cache.read_text()) if cache.is_file() else {}
-    controls = load_dataset(json.loads((sweep_dir / SWEEP_FILE).read_text())["dataset"]).controls
+    dataset = load_dataset(json.loads((sweep_dir / SWEEP_FILE).read_text())["dataset"])
+    keyed = {"sidechain": dataset.sidechain_channels} if dataset.sidechain_channels else {}  # as its trials train
     result = {}
     for row in rows:
         key = (row.group, row.subsequences, row.batch_size, row.length)
@@ -125,7 +126,7 @@ def seconds_per_iteration(sweep_dir: Path, rows: list[TrialRow], cache: Path, de
         if name not in stored:
             trial = TrialSpec.from_dict(json.loads((sweep_dir / TRIALS_DIR / row.trial_id / TRIAL_FILE).read_text()))
             torch.manual_seed(0)
-            model = build_model(trial.model_config(controls))
+            model = build_model(trial.model_config(dataset.controls).with_changes(**keyed))
             bench = bench_training(model, row.subsequences, row.batch_size, row.length, device=device, groups=groups)
             stored[name] = bench.seconds_per_iteration
             log(f"  bench-train {row.group} N={key[1]} B={key[2]} L={key[3]} on {device}: "

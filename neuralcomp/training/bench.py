@@ -3,7 +3,8 @@
 A command that prints figures, not a test. It trains on synthetic noise items (throughput does not
 depend on what the audio is) for a few iterations after a warm-up and reports the median time of
 an iteration, split by TBPTT phase: the first iteration of a group also runs the SPN on its
-lookback window and the processor on L_in0 samples, so it costs more than the others.
+lookback window and the processor on L_in0 samples, so it costs more than the others. A keyed
+(sidechain) model trains with a noise key of its own.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def bench_training(model: SPTMod, subsequences: int, batch_size: int, length: in
     sequence = first_iteration_input_length(model.config, length, True) + (subsequences - 1) * length
     samples = sequence + subsequences * length * (batch_size * (groups + 1))
     audio = (0.3 * rng.standard_normal(samples)).astype(np.float32)
-    item = TrainingItem(audio, np.tanh(audio), np.full(model.config.num_controls, 0.5, np.float32))
+    keys = getattr(model.config, "sidechain", 0)
+    key = (0.3 * rng.standard_normal((keys, samples))).astype(np.float32) if keys else None
+    item = TrainingItem(audio, np.tanh(audio), np.full(model.config.num_controls, 0.5, np.float32), key)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(model, config, [item], [], out, device=device, log=lambda s: None)
         first, later = [], []

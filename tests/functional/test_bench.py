@@ -112,3 +112,18 @@ def test_training_benchmark_reports_each_setting(capsys):
     assert len(rows) == 2 and "| 2 | 2 | 2048 |" in rows[1]
     seconds = float(rows[1].split("|")[8])
     assert seconds > 0
+
+
+def test_training_benchmark_runs_a_keyed_model():
+    """A sidechain model trains with a key of its own (a sweep on a keyed dataset times the model its trials
+    train)."""
+    import torch
+
+    from neuralcomp.config import generic_controls, load_preset
+    from neuralcomp.model import build_model
+    from neuralcomp.training.bench import bench_training
+
+    torch.manual_seed(0)
+    model = build_model(load_preset("tiny", controls=generic_controls(1), sidechain=1))
+    row = bench_training(model, 2, 1, 2048, groups=1)
+    assert row.seconds_first > 0 and row.seconds_later > 0
