@@ -129,6 +129,7 @@ def identity_header(identity: PluginIdentity, metadata: dict[str, Any]) -> str:
         f"#define NC_PLUGIN_LABEL {_c_string(identity.file_name)}",
         f"#define NC_PLUGIN_UNIQUE_ID {identity.unique_id}",
         f"#define NC_PLUGIN_CHANNELS {identity.channels}",
+        f"#define NC_PLUGIN_SIDECHAIN {int(metadata.get('sidechain_channels', 0))}  // key channels per audio channel",
         f"#define NC_MODEL_CRC32 0x{identity.model_crc32:08x}u",
         f"#define NC_MODEL_SAMPLE_RATE {int(metadata['sample_rate'])}",
         f"#define NC_MODEL_LATENCY {int(metadata['latency_samples'])}",

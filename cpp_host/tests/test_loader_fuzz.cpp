@@ -225,7 +225,10 @@ bool try_case(const Case& c, std::string* refusal) {
   engine.set_linked(true);
   nctest::Planar audio = nctest::program_material(2, 300, 5);
   audio.point(0);
-  check(engine.process(audio.in.data(), audio.out.data(), 2, 300), "process refused a valid call");
+  const int key_rows = 2 * model->sidechain_channels();  // a keyed model gets its key
+  nctest::Planar key = nctest::program_material(key_rows, 300, 6);
+  check(engine.process(audio.in.data(), audio.out.data(), 2, 300, key_rows ? key.in.data() : nullptr, key_rows),
+        "process refused a valid call");
   return true;
 }
 

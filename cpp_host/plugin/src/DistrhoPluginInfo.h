@@ -8,7 +8,11 @@
 #define DISTRHO_PLUGIN_HAS_UI 0
 #define DISTRHO_PLUGIN_IS_RT_SAFE 1
 #define DISTRHO_PLUGIN_IS_SYNTH 0
-#define DISTRHO_PLUGIN_NUM_INPUTS NC_PLUGIN_CHANNELS  // 1 (mono) or 2 (stereo)
+#ifndef NC_PLUGIN_SIDECHAIN
+#define NC_PLUGIN_SIDECHAIN 0  // key channels per audio channel of a model keyed by a sidechain
+#endif
+// 1 (mono) or 2 (stereo) audio inputs, then a keyed model's sidechain inputs (channels x its key channels)
+#define DISTRHO_PLUGIN_NUM_INPUTS (NC_PLUGIN_CHANNELS + NC_PLUGIN_CHANNELS * NC_PLUGIN_SIDECHAIN)
 #define DISTRHO_PLUGIN_NUM_OUTPUTS NC_PLUGIN_CHANNELS
 #define DISTRHO_PLUGIN_WANT_LATENCY 1
 #define DISTRHO_PLUGIN_WANT_PROGRAMS 0

@@ -17,6 +17,12 @@
 // NaN/Inf input mutes the 512-sample step that holds it and counts it; the engine goes back to its
 // start state, and at other host rates so do the resamplers, as the Python host does.
 //
+// A model keyed by a sidechain (NC_PLUGIN_SIDECHAIN = S > 0) gets channels x S sidechain input ports
+// after the audio ones (kAudioPortIsSidechain: a VST3 sidechain bus, an lv2:isSideChain port, a CLAP
+// sidechain port); port c * S + s keys channel c. The key takes the input gain (the same converter, as the
+// Python host trims it), goes through the same resamplers as the audio, and feeds the engine's
+// modulation path only; NaN/Inf in it mutes the step like NaN/Inf in the audio.
+//
 // A damaged bundle (embedded model changed or refused by the engine) still loads: it passes the
 // input through unchanged and says why on stderr and in its description.
 #include <algorithm>
@@ -62,6 +68,8 @@ enum ExtraParameter : uint32_t {
 };
 
 constexpr int kChannels = NC_PLUGIN_CHANNELS;  // 1 or 2, chosen at build time
+constexpr int kKeyChannels = NC_PLUGIN_CHANNELS * NC_PLUGIN_SIDECHAIN;  // sidechain inputs (0: unkeyed model)
+constexpr int kEngineRows = kChannels + kKeyChannels;                   // what goes through the resamplers
 constexpr int kChunk = 512;            // host samples per internal step (any host size is split into these)
 constexpr double kRampSeconds = 0.02;  // gain and mix smoothing
 constexpr float kGainMinDb = -24.0f, kGainMaxDb = 24.0f;
@@ -141,6 +149,15 @@ class NeuralcompPlugin : public Plugin {
   int64_t getUniqueId() const override { return NC_PLUGIN_UNIQUE_ID; }
 
   void initAudioPort(bool input, uint32_t index, AudioPort& port) override {
+    if (input && index >= static_cast<uint32_t>(kChannels)) {  // a keyed model's sidechain inputs
+      port.hints = kAudioPortIsSidechain;
+      port.groupId = kPortGroupNone;
+      port.name = "Sidechain ";
+      port.name += String(index - kChannels + 1);
+      port.symbol = "sidechain_";
+      port.symbol += String(index - kChannels + 1);
+      return;
+    }
     port.groupId = kChannels == 2 ? kPortGroupStereo : kPortGroupMono;
     Plugin::initAudioPort(input, index, port);
   }
@@ -231,7 +248,7 @@ class NeuralcompPlugin : public Plugin {
       return;
     }
     prepared_rate_ = host_rate;
-    adapter_.prepare(host_rate, model_rate, kChannels, kChunk);
+    adapter_.prepare(host_rate, model_rate, kEngineRows, kChunk);
     latency_ = adapter_.total_latency(engine_ != nullptr ? nc_model_latency_samples(model_) : NC_MODEL_LATENCY);
     if (engine_ != nullptr) {
       for (nc_engine* engine : engines_)
@@ -245,10 +262,10 @@ class NeuralcompPlugin : public Plugin {
     output_gain_.jump(db_to_gain(values_[kOutputGain]));
     mix_.jump(mix_target());
     const size_t ring = static_cast<size_t>(latency_ + kChunk);
-    for (int c = 0; c < kChannels; ++c) {
-      dry_[c].assign(ring, 0.0f);
-      wet_[c].assign(kChunk, 0.0f);
-      wet_ptrs_[c] = wet_[c].data();
+    for (int c = 0; c < kChannels; ++c) dry_[c].assign(ring, 0.0f);
+    for (int r = 0; r < kEngineRows; ++r) {
+      wet_[r].assign(kChunk, 0.0f);
+      wet_ptrs_[r] = wet_[r].data();
     }
     dry_write_ = 0;
     gains_in_.assign(kChunk, 1.0f);
@@ -276,8 +293,9 @@ class NeuralcompPlugin : public Plugin {
 
   void process_chunk(const float** inputs, float** outputs, uint32_t offset, int n) noexcept {
     bool finite = true;
-    for (int c = 0; c < kChannels; ++c)
-      for (int t = 0; t < n; ++t) finite = finite && std::isfinite(inputs[c][offset + t]);
+    for (int c = 0; c < kEngineRows; ++c)  // the key too
+      if (inputs[c] != nullptr)
+        for (int t = 0; t < n; ++t) finite = finite && std::isfinite(inputs[c][offset + t]);
     if (!finite) ++nonfinite_buffers_;
     for (int t = 0; t < n; ++t) {
       gains_in_[t] = input_gain_.next();
@@ -306,6 +324,15 @@ class NeuralcompPlugin : public Plugin {
         w = w + 1 == ring ? 0 : w + 1;
       }
     }
+    for (int k = kChannels; k < kEngineRows; ++k) {  // the key: the input gain too, no dry path
+      float* key = wet_[k].data();
+      if (inputs[k] == nullptr) {  // a host that leaves the sidechain unconnected: a silent key
+        std::fill(key, key + n, 0.0f);
+        continue;
+      }
+      const float* in = inputs[k] + offset;
+      for (int t = 0; t < n; ++t) key[t] = restart_stream ? 0.0f : (unity_in ? in[t] : in[t] * gains_in_[t]);
+    }
     if (engine_ != nullptr && !restart_stream) adapter_.process(wet_ptrs_, n, &NeuralcompPlugin::run_engine, this);
     const bool pure_wet = mix_.settled_at(1.0f) && mixes_[0] == 1.0f;
     const bool unity_out = output_gain_.settled_at(1.0f) && gains_out_[0] == 1.0f;
@@ -332,7 +359,11 @@ class NeuralcompPlugin : public Plugin {
 
   static void run_engine(void* context, float* const* audio, int count) {
     auto* self = static_cast<NeuralcompPlugin*>(context);
-    nc_engine_process(self->engine_, audio, audio, kChannels, count);
+    if (kKeyChannels == 0) {
+      nc_engine_process(self->engine_, audio, audio, kChannels, count);
+    } else {  // rows after the audio are the key; only the audio rows are written
+      nc_engine_process_keyed(self->engine_, audio, audio, kChannels, count, audio + kChannels, kKeyChannels);
+    }
   }
 
   void load_model() {
@@ -346,6 +377,8 @@ class NeuralcompPlugin : public Plugin {
       reason = std::string("the engine refused the embedded model: ") + error;
     } else if (nc_model_num_controls(model_) != static_cast<int>(kNumControls)) {
       reason = "the embedded model's controls differ from the plugin's parameters";
+    } else if (nc_model_sidechain_channels(model_) != NC_PLUGIN_SIDECHAIN) {
+      reason = "the embedded model's sidechain channels differ from the plugin's sidechain inputs";
     } else if ((engines_[0] = nc_engine_create(model_, kChannels, kChunk, error, sizeof error)) == nullptr ||
                (engines_[1] = nc_engine_create(model_, kChannels, kChunk, error, sizeof error)) == nullptr) {
       reason = std::string("the engine could not start: ") + error;
@@ -386,8 +419,8 @@ class NeuralcompPlugin : public Plugin {
   neuralcomp_plugin::RateAdapter adapter_;
   Ramp input_gain_, output_gain_, mix_;
   std::vector<float> gains_in_, gains_out_, mixes_;
-  std::vector<float> wet_[kChannels];
-  float* wet_ptrs_[kChannels] = {};
+  std::vector<float> wet_[kEngineRows];  // audio rows, then the key rows
+  float* wet_ptrs_[kEngineRows] = {};
   std::vector<float> dry_[kChannels];  // ring: the raw input, read `latency_` samples later
   int dry_write_ = 0;
 
