@@ -56,16 +56,25 @@ def cmd_dataset_capture(args: argparse.Namespace) -> int:
     else:
         settings = tuple({} for _ in range(args.items))
     device = int(args.device) if args.device and args.device.isdigit() else args.device
-    interface = InterfaceConfig(device, args.rate, args.out_channel, args.in_channel, args.blocksize)
+    interface = InterfaceConfig(device, args.rate, args.out_channel, args.in_channel, args.blocksize,
+                                key_channel=args.key_channel)
     print(f"capturing {len(settings)} takes of about 96 s each: output channel {args.out_channel} -> unit -> "
-          f"input channel {args.in_channel}", file=sys.stderr)
-    sources = [make_source(SourceConfig(sample_rate=args.rate, seed=args.seed + i), args.music or DEFAULT_MUSIC_DIR).audio
-               for i in range(len(settings))]
+          f"input channel {args.in_channel}"
+          + (f", key on output channel {args.key_channel} -> sidechain input" if args.key_channel else ""),
+          file=sys.stderr)
+    configs = [SourceConfig(sample_rate=args.rate, seed=args.seed + i) for i in range(len(settings))]
+    music = args.music or DEFAULT_MUSIC_DIR
+    sources = [make_source(config, music).audio for config in configs]
+    keys = None
+    if args.key_channel:
+        from neuralcomp.data.keyed import key_signal
+
+        keys = [key_signal(config, len(source), music) for config, source in zip(configs, sources)]
     options = ImportOptions(input_dbu_at_0dbfs=args.input_dbu_at_0dbfs, output_dbu_at_0dbfs=args.output_dbu_at_0dbfs)
     path, report = capture_dataset(args.output, sources, settings, controls, interface,
                                    ask_user=lambda text: input(f"{text}, then press Enter "),
                                    log=lambda line: print(line, file=sys.stderr), overwrite=args.overwrite,
-                                   options=options)
+                                   options=options, keys=keys)
     print(report.format())
     print(f"wrote {path}")
     _note_if_too_few_for_splits(len(settings))
@@ -169,6 +178,9 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--out-channel", type=int, default=1, help="interface output feeding the unit (1-based)")
     q.add_argument("--in-channel", type=int, default=1, help="interface input recording the unit (1-based)")
     q.add_argument("--blocksize", type=int, default=512, help="frames per audio callback (default: 512)")
+    q.add_argument("--key-channel", type=int,
+                   help="a keyed unit: interface output (1-based) wired to its sidechain input; each take plays "
+                        "another source signal there as its key, and the dataset carries it (default: no key)")
     q.add_argument("--input-dbu-at-0dbfs", type=float,
                    help="level calibration: dBu at the unit's input for a 0 dBFS sample played")
     q.add_argument("--output-dbu-at-0dbfs", type=float,

@@ -13,10 +13,15 @@ silence, the take's audio, and ``max_latency`` of silence to catch its return. T
 in [0, max_latency] that maximises |cross-correlation| between the probe played and the recording;
 played sample n returns as recorded sample n + latency, for the probe and for the audio after it,
 since both went through the same stream. An xrun after the pre-roll discards the take.
+
+A keyed unit (``key_channel`` set) also gets each take's key on a second output channel, wired to its
+sidechain input: silent during the probe, then the key sample for sample with the take's audio.
+The key is written as ``NN_key.wav`` and imported as the take's sidechain (a keyed dataset).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -28,8 +33,8 @@ import numpy as np
 import soundfile as sf
 
 from neuralcomp.config import ControlSpec
-from neuralcomp.data.captures import (ImportOptions, ImportReport, estimate_lag, import_captures,
-                                      normalised_correlation)
+from neuralcomp.data.captures import (ImportOptions, ImportReport, estimate_lag, import_pairs,
+                                      normalised_correlation, pairs_from_layouts)
 from neuralcomp.errors import NeuralcompError
 
 PRE_ROLL_SECONDS = 0.25
@@ -52,10 +57,14 @@ class InterfaceConfig:
     input_channel: int = 1  # records the unit's output
     blocksize: int = 512
     max_latency_seconds: float = 0.5  # recorded past the end of each take to catch the delayed return
+    key_channel: int | None = None  # feeds the unit's sidechain input (a keyed unit); None: no key
 
     def __post_init__(self) -> None:
-        if self.output_channel < 1 or self.input_channel < 1:
+        if self.output_channel < 1 or self.input_channel < 1 or (self.key_channel is not None and self.key_channel < 1):
             raise HardwareCaptureError("channels are numbered from 1")
+        if self.key_channel == self.output_channel:
+            raise HardwareCaptureError(f"the key channel and the unit's input channel are both output {self.key_channel}: "
+                                       "the key needs an output of its own, wired to the unit's sidechain input")
         if self.max_latency_seconds <= 0 or self.blocksize < 0 or self.sample_rate <= 0:
             raise HardwareCaptureError("max_latency_seconds and sample_rate must be positive, blocksize >= 0")
 
@@ -71,17 +80,22 @@ class RoundTrip:
 
 
 def play_and_record(audio: np.ndarray, interface: InterfaceConfig,
-                    on_open: Callable[[Any], None] | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+                    on_open: Callable[[Any], None] | None = None,
+                    key: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Play `audio` (samples,) and record as many samples from the same clock; returns the recording and
     the xruns as (sample position, status). `on_open(stream)` runs after the stream opens and before
-    it starts (e.g. to wire JACK ports)."""
+    it starts (e.g. to wire JACK ports). `key` (samples,) plays on the interface's key channel."""
     import sounddevice as sd
 
     total = len(audio)
     played = np.ascontiguousarray(audio, dtype=np.float32)
+    keyed = key is not None and interface.key_channel is not None
+    played_key = np.ascontiguousarray(key, dtype=np.float32) if keyed else None
     recorded = np.zeros(total, np.float32)
     position, xruns, done = [0], [], threading.Event()
     out_index, in_index = interface.output_channel - 1, interface.input_channel - 1
+    key_index = interface.key_channel - 1 if keyed else -1
+    outputs = max(interface.output_channel, interface.key_channel if keyed else 0)
 
     def callback(indata, outdata, frames, time_info, status) -> None:
         start = position[0]
@@ -90,6 +104,8 @@ def play_and_record(audio: np.ndarray, interface: InterfaceConfig,
         outdata.fill(0)
         count = min(frames, total - start)
         outdata[:count, out_index] = played[start:start + count]
+        if played_key is not None:
+            outdata[:count, key_index] = played_key[start:start + count]
         recorded[start:start + count] = indata[:count, in_index]
         position[0] = start + count
         if position[0] >= total:
@@ -98,11 +114,11 @@ def play_and_record(audio: np.ndarray, interface: InterfaceConfig,
 
     try:
         stream = sd.Stream(device=interface.device, samplerate=interface.sample_rate, blocksize=interface.blocksize,
-                           channels=(interface.input_channel, interface.output_channel), dtype="float32",
+                           channels=(interface.input_channel, outputs), dtype="float32",
                            callback=callback)
     except (sd.PortAudioError, ValueError) as exc:
         raise HardwareCaptureError(f"cannot open a duplex stream on device {interface.device!r} with "
-                                   f"{interface.input_channel} in / {interface.output_channel} out at "
+                                   f"{interface.input_channel} in / {outputs} out at "
                                    f"{interface.sample_rate} Hz: {exc}") from exc
     try:
         if on_open is not None:
@@ -134,13 +150,13 @@ def _find_latency(probe: np.ndarray, recorded: np.ndarray, interface: InterfaceC
 
 
 def record_take(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable[[Any], None] | None = None,
-                seed: int = 0, retries: int = 2) -> tuple[np.ndarray, RoundTrip]:
-    """Play the probe and `audio` through the unit in one stream; return the recording of `audio` with
-    the round trip removed (same length as `audio`) and the round trip measured. A take hit by an
-    xrun is played again, up to `retries` times."""
+                seed: int = 0, retries: int = 2, key: np.ndarray | None = None) -> tuple[np.ndarray, RoundTrip]:
+    """Play the probe and `audio` (with `key` on the key channel, aligned with it) through the unit in
+    one stream; return the recording of `audio` with the round trip removed (same length as `audio`)
+    and the round trip measured. A take hit by an xrun is played again, up to `retries` times."""
     for attempt in range(retries + 1):
         try:
-            return _record_take_once(audio, interface, on_open, seed)
+            return _record_take_once(audio, interface, on_open, seed, key)
         except _Xrun as exc:
             if attempt == retries:
                 raise HardwareCaptureError(f"{exc} (after {retries + 1} attempts)") from exc
@@ -152,7 +168,7 @@ class _Xrun(HardwareCaptureError):
 
 
 def _record_take_once(audio: np.ndarray, interface: InterfaceConfig, on_open: Callable[[Any], None] | None,
-                      seed: int) -> tuple[np.ndarray, RoundTrip]:
+                      seed: int, key: np.ndarray | None = None) -> tuple[np.ndarray, RoundTrip]:
     pre_roll = round(PRE_ROLL_SECONDS * interface.sample_rate)
     gap = interface.max_latency_samples
     probe = _probe(interface, seed)
@@ -160,7 +176,11 @@ def _record_take_once(audio: np.ndarray, interface: InterfaceConfig, on_open: Ca
     layout = np.zeros(audio_start + len(audio) + gap, np.float32)
     layout[pre_roll:pre_roll + len(probe)] = probe
     layout[audio_start:audio_start + len(audio)] = audio
-    recorded, xruns = play_and_record(layout, interface, on_open)
+    key_layout = None
+    if key is not None:  # silent through the probe, then sample for sample with the audio
+        key_layout = np.zeros_like(layout)
+        key_layout[audio_start:audio_start + len(audio)] = key
+    recorded, xruns = play_and_record(layout, interface, on_open, key_layout)
     late = [(position, status) for position, status in xruns if position >= pre_roll]
     if late:
         raise _Xrun(
@@ -180,11 +200,19 @@ def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings
                     controls: Sequence[ControlSpec], interface: InterfaceConfig,
                     ask_user: Callable[[str], None], on_open: Callable[[Any], None] | None = None,
                     log: Callable[[str], None] = print, overwrite: bool = False,
-                    options: ImportOptions | None = None) -> tuple[Path, ImportReport]:
+                    options: ImportOptions | None = None,
+                    keys: Sequence[np.ndarray] | None = None) -> tuple[Path, ImportReport]:
     """One take per setting: `ask_user` tells the user how to set the unit's knobs and returns when
-    ready; the take plays `sources[i]`. Takes go to `<out_dir>.takes/`, the dataset to `out_dir`."""
+    ready; the take plays `sources[i]` (and `keys[i]` on the interface's key channel: a keyed dataset).
+    Takes go to `<out_dir>.takes/`, the dataset to `out_dir`."""
     if len(sources) != len(settings):
         raise HardwareCaptureError(f"{len(sources)} source signals for {len(settings)} settings")
+    if (keys is None) != (interface.key_channel is None):
+        raise HardwareCaptureError("a keyed capture needs both a key channel on the interface and one key per take"
+                                   if keys is None else "keys given but the interface has no key channel")
+    if keys is not None and [len(k) for k in keys] != [len(s) for s in sources]:
+        raise HardwareCaptureError(f"keys of {[len(k) for k in keys]} samples for sources of "
+                                   f"{[len(s) for s in sources]}: one key per take, as long as its source")
     out_dir = Path(out_dir)
     takes_dir = out_dir.with_name(out_dir.name + ".takes")
     takes_dir.mkdir(parents=True, exist_ok=True)
@@ -192,9 +220,12 @@ def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings
     for i, (audio, setting) in enumerate(zip(sources, settings)):
         knobs = ", ".join(f"{c.name} {c.value_at(setting[c.name]):.4g} {c.unit}".rstrip() for c in controls)
         ask_user(f"take {i + 1}/{len(settings)}: set {knobs or 'the unit'}")
-        recorded, round_trip = record_take(audio, interface, on_open, seed=i)
+        key = None if keys is None else np.asarray(keys[i], np.float32)
+        recorded, round_trip = record_take(audio, interface, on_open, seed=i, key=key)
         name = f"{i:02d}_tar_take"
         sf.write(takes_dir / f"{i:02d}_inp.wav", audio, interface.sample_rate, subtype="FLOAT")
+        if key is not None:
+            sf.write(takes_dir / f"{i:02d}_key.wav", key, interface.sample_rate, subtype="FLOAT")
         sf.write(takes_dir / f"{name}.wav", recorded, interface.sample_rate, subtype="FLOAT")
         takes[f"{name}.wav"] = {"controls": {c.name: float(setting[c.name]) for c in controls},
                                 "round_trip": asdict(round_trip)}
@@ -202,6 +233,10 @@ def capture_dataset(out_dir: str | Path, sources: Sequence[np.ndarray], settings
         log(f"  take {i + 1}: round trip {round_trip.latency_samples} samples "
             f"({1000 * round_trip.latency_samples / interface.sample_rate:.1f} ms), probe correlation "
             f"{round_trip.correlation:.3f}")
-    return import_captures(takes_dir, out_dir, pairing="numbered",
-                           controls_from_name=lambda file_name: takes[file_name]["controls"],
-                           controls=list(controls), overwrite=overwrite, options=options)
+    pairs = pairs_from_layouts(takes_dir, "numbered", lambda file_name: takes[file_name]["controls"],
+                               controls=list(controls))
+    if keys is not None:  # each take's key, NN_key.wav beside NN_inp.wav
+        pairs.pairs = [dataclasses.replace(p, sidechain=p.input.with_name(p.input.name.replace("_inp", "_key")))
+                       for p in pairs.pairs]
+        pairs.ignored = [name for name in pairs.ignored if not name.endswith("_key.wav")]
+    return import_pairs(pairs, out_dir, options or ImportOptions(), overwrite=overwrite, source_folder=takes_dir)

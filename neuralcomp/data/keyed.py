@@ -88,6 +88,16 @@ def keyed_compressor(controls: dict[str, float]) -> KeyedCompressor:
     return KeyedCompressor(values["threshold"], values["ratio"], values["attack"], values["release"])
 
 
+def key_signal(config: SourceConfig, length: int, music_dir: Path | None = None,
+               allow_synthetic_music: bool = False) -> np.ndarray:
+    """The key of the item whose source has `config`: the source signal of seed + KEY_SEED_OFFSET, rotated
+    by half its length (so tone steps meet music and events), cut or zero-padded to `length` samples."""
+    key_source = make_source(dataclasses.replace(config, seed=config.seed + KEY_SEED_OFFSET), music_dir,
+                             allow_synthetic_music)
+    key = np.roll(key_source.audio, len(key_source.audio) // 2)[:length]
+    return np.pad(key, (0, length - len(key)))
+
+
 def build_keyed_dataset(out_dir: str | Path, settings: Settings | Sequence[Mapping[str, float]],
                         source_config: SourceConfig | None = None, music_dir: str | Path | None = None,
                         allow_synthetic_music: bool = False, n_splits: int = 10, split_seed: int = 0,
@@ -108,10 +118,7 @@ def build_keyed_dataset(out_dir: str | Path, settings: Settings | Sequence[Mappi
         for i, (controls, compressor) in enumerate(zip(settings.items, compressors)):
             config = dataclasses.replace(source_config, seed=source_config.seed + i)
             source = make_source(config, folder, allow_synthetic_music)
-            key_source = make_source(dataclasses.replace(config, seed=config.seed + KEY_SEED_OFFSET), folder,
-                                     allow_synthetic_music)
-            key = np.roll(key_source.audio, len(key_source.audio) // 2)[:len(source.audio)]
-            key = np.pad(key, (0, len(source.audio) - len(key)))
+            key = key_signal(config, len(source.audio), folder, allow_synthetic_music)
             rendered = compressor.process(source.audio, key, source.sample_rate)
             entry = writer.write_item(i, source.audio, rendered, source.sample_rate, sidechain=key)
             entry.update({

@@ -63,3 +63,39 @@ def test_no_return_signal_is_a_clear_error(jack):
 
     with pytest.raises(HardwareCaptureError, match="no usable return on input channel 1"):
         measure_round_trip(interface, on_open=unplugged)
+
+
+def test_a_keyed_unit_gets_each_takes_key_on_its_own_output_and_the_dataset_carries_it(jack, tmp_path):
+    """The 'unit' is a mixer: output 1 (the audio) and output 2 (the key) both wired into input 1, so the
+    recording is audio + key only if the key was played sample for sample with the audio."""
+    interface = InterfaceConfig(device=jack.device, sample_rate=RATE, blocksize=256, max_latency_seconds=0.1,
+                                key_channel=2)
+
+    def mixer(stream):
+        ours = [p for p in jack.ports() if not p.startswith("system:")]
+        outs, ins = sorted(p for p in ours if ":out_" in p), [p for p in ours if ":in_" in p]
+        assert len(outs) == 2 and len(ins) == 1, ours
+        for other in jack.connections(ins[0]):
+            jack.disconnect(other, ins[0])
+        for out in outs:
+            jack.connect(out, ins[0])
+
+    sources = [noise(RATE // 2, seed=s)[0] for s in (1, 2)]
+    keys = [noise(RATE // 2, seed=s, level=0.2)[0] for s in (5, 6)]
+    path, report = capture_dataset(tmp_path / "keyed", sources, [{}, {}], [], interface, ask_user=lambda text: None,
+                                   on_open=mixer, log=lambda line: None, keys=keys)
+    assert report.sidechain_channels == 1 and report.ignored == []
+    dataset = load_dataset(path)
+    assert dataset.sidechain_channels == 1
+    for item, source, key in zip(dataset.items, sources, keys):
+        x, y = item.load()
+        sidechain = item.load_sidechain()[0]
+        assert item.entry["alignment"]["lag_samples"] == 0
+        np.testing.assert_allclose(sidechain, key - key.mean(), atol=1e-6)
+        np.testing.assert_allclose(y, x + sidechain, atol=1e-6)  # the key reached the unit with the audio
+    raw, _ = sf.read(tmp_path / "keyed.takes" / "01_key.wav", dtype="float32")
+    assert np.array_equal(raw, keys[1])
+    with pytest.raises(HardwareCaptureError, match="needs both a key channel"):
+        capture_dataset(tmp_path / "x", sources, [{}, {}], [], interface, ask_user=lambda text: None)
+    with pytest.raises(HardwareCaptureError, match="key needs an output of its own"):
+        InterfaceConfig(key_channel=1)
