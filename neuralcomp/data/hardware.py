@@ -63,8 +63,9 @@ class InterfaceConfig:
         if self.output_channel < 1 or self.input_channel < 1 or (self.key_channel is not None and self.key_channel < 1):
             raise HardwareCaptureError("channels are numbered from 1")
         if self.key_channel == self.output_channel:
-            raise HardwareCaptureError(f"the key channel and the unit's input channel are both output {self.key_channel}: "
-                                       "the key needs an output of its own, wired to the unit's sidechain input")
+            raise HardwareCaptureError(f"the key channel and the unit's input channel are both output "
+                                       f"{self.key_channel}: the key needs an output of its own, wired to the unit's "
+                                       "sidechain input")
         if self.max_latency_seconds <= 0 or self.blocksize < 0 or self.sample_rate <= 0:
             raise HardwareCaptureError("max_latency_seconds and sample_rate must be positive, blocksize >= 0")
 
