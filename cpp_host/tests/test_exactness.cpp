@@ -4,8 +4,9 @@
 // snapshots are refused with the typed errors.
 //
 // Usage: test_exactness MODEL_DIR SUITE [SHIPPED_MODEL]
-//   SUITE: partitions-tiny | partitions-sptmod25 | partitions-sptmod24 | buffer-sizes | state | errors |
-//          start-state-bound | shipped
+//   SUITE: partitions-tiny | partitions-sptmod25 | partitions-sptmod24 | partitions-tcn | partitions-keyed |
+//          buffer-sizes | state | errors | start-state-bound | shipped
+// A model keyed by a sidechain gets its key (program material of its own) with every call.
 // Set NEURALCOMP_TEST_SEED to replay a failure (every failure message prints the seed).
 #include <chrono>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "neuralcomp/engine.hpp"
@@ -105,15 +107,20 @@ std::unique_ptr<Engine> make_engine(const ModelPtr& model, int channels, bool li
   return engine;
 }
 
+// The key rows of a keyed model (`key` planar, pointed at the current offset), nullptr for no key.
+const float* const* key_rows(const Planar* key) { return key != nullptr && key->channels() > 0 ? key->in.data() : nullptr; }
+int key_count(const Planar* key) { return key != nullptr ? key->channels() : 0; }
+
 // One call over the whole input with the controls as a track, from a freshly built engine.
 Planar reference_output(const ModelPtr& model, bool linked, const Planar& input,
-                        const std::vector<std::vector<float>>& track) {
+                        const std::vector<std::vector<float>>& track, const Planar* key = nullptr) {
   auto engine = make_engine(model, input.channels(), linked);
   Planar output(input.channels(), input.frames());
   const auto pointers = track_pointers(track, 0);
   check(engine->process_with_control_track(input.in.data(), output.out.data(), input.channels(),
-                                           static_cast<int>(input.frames()), pointers.data()),
-        "process_with_control_track refused a valid call");
+                                           static_cast<int>(input.frames()), pointers.data(), key_rows(key),
+                                           key_count(key)),
+        std::string("process_with_control_track refused a valid call: ") + engine->refusal());
   return output;
 }
 
@@ -122,22 +129,27 @@ enum class Feed { set_control, track_slices };
 // The stream fed buffer by buffer from `engine`'s current state; changes applied at the boundaries.
 Planar streamed_output(Engine& engine, const Planar& input, const std::vector<int>& sizes,
                        const std::vector<ControlChange>& changes, Feed feed,
-                       const std::vector<std::vector<float>>& track) {
+                       const std::vector<std::vector<float>>& track, const Planar* key = nullptr) {
   Planar output(input.channels(), input.frames());
   Planar in = input;  // pointer arrays of its own
+  Planar key_in = key != nullptr ? *key : Planar(0, 0);
+  const Planar* k = key != nullptr ? &key_in : nullptr;
   size_t at = 0, next_change = 0;
   for (int size : sizes) {
     in.point(at);
+    key_in.point(at);
     output.point(at);
     if (feed == Feed::set_control) {
       for (; next_change < changes.size() && changes[next_change].at == at; ++next_change) {
         engine.set_control(changes[next_change].index, changes[next_change].value);
       }
-      check(engine.process(in.in.data(), output.out.data(), input.channels(), size), "process refused a valid call");
+      check(engine.process(in.in.data(), output.out.data(), input.channels(), size, key_rows(k), key_count(k)),
+            std::string("process refused a valid call: ") + engine.refusal());
     } else {
       const auto pointers = track_pointers(track, at);
-      check(engine.process_with_control_track(in.in.data(), output.out.data(), input.channels(), size, pointers.data()),
-            "process_with_control_track refused a valid call");
+      check(engine.process_with_control_track(in.in.data(), output.out.data(), input.channels(), size, pointers.data(),
+                                              key_rows(k), key_count(k)),
+            std::string("process_with_control_track refused a valid call: ") + engine.refusal());
     }
     at += size;
   }
@@ -165,6 +177,9 @@ void check_partitions(const ModelPtr& model, const std::string& name, int channe
   std::mt19937_64 rng(seed);
   const int P = model->pool_size();
   const Planar input = nctest::program_material(channels, frames, rng());
+  const int key_channels = channels * model->sidechain_channels();
+  const Planar key_material = nctest::program_material(key_channels, frames, key_channels ? rng() : 0);
+  const Planar* key = key_channels ? &key_material : nullptr;
   std::vector<std::pair<std::string, std::vector<int>>> partitions{
       {"random 1..8192", nctest::random_sizes(rng, frames, 8192)},
       {"primes", nctest::repeat_sizes({1, 2, 3, 5, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191}, frames)},
@@ -183,13 +198,14 @@ void check_partitions(const ModelPtr& model, const std::string& name, int channe
   const std::string context = setup_name(name, channels, linked) + ", seed " + std::to_string(seed);
   // without control changes one call is the reference of every partition
   const auto constant = control_track(*model, {}, frames);
-  const Planar constant_reference = reference_output(model, linked, input, constant);
+  const Planar constant_reference = reference_output(model, linked, input, constant, key);
   for (const auto& [label, sizes] : partitions) {
     const auto changes = random_changes(*model, sizes, 0.3, rng);
     const auto track = control_track(*model, changes, frames);
-    const Planar reference = changes.empty() ? constant_reference : reference_output(model, linked, input, track);
+    const Planar reference =
+        changes.empty() ? constant_reference : reference_output(model, linked, input, track, key);
     auto engine = make_engine(model, channels, linked);
-    const Planar streamed = streamed_output(*engine, input, sizes, changes, Feed::set_control, track);
+    const Planar streamed = streamed_output(*engine, input, sizes, changes, Feed::set_control, track, key);
     const std::string difference = nctest::first_difference(reference, streamed);
     check(difference.empty(), context + ": buffers " + label + " [" + nctest::describe_sizes(sizes) + "] with " +
                                   std::to_string(changes.size()) +
@@ -197,7 +213,7 @@ void check_partitions(const ModelPtr& model, const std::string& name, int channe
                                   difference);
     if (label == "random 1..8192" && !changes.empty()) {  // the track itself cut into the same buffers
       auto sliced_engine = make_engine(model, channels, linked);
-      const Planar sliced = streamed_output(*sliced_engine, input, sizes, changes, Feed::track_slices, track);
+      const Planar sliced = streamed_output(*sliced_engine, input, sizes, changes, Feed::track_slices, track, key);
       const std::string d = nctest::first_difference(reference, sliced);
       check(d.empty(), context + ": control track cut into buffers [" + nctest::describe_sizes(sizes) +
                            "] differs from one call: " + d);
@@ -207,7 +223,8 @@ void check_partitions(const ModelPtr& model, const std::string& name, int channe
   for (int max_block : {37, P + 1}) {
     if (!thorough && max_block != 37) continue;
     auto small = make_engine(model, channels, linked, max_block);
-    const Planar one_call = streamed_output(*small, input, {static_cast<int>(frames)}, {}, Feed::set_control, constant);
+    const Planar one_call =
+        streamed_output(*small, input, {static_cast<int>(frames)}, {}, Feed::set_control, constant, key);
     const std::string d = nctest::first_difference(constant_reference, one_call);
     check(d.empty(), context + ": one process() call of " + std::to_string(frames) + " frames with max_block_size " +
                          std::to_string(max_block) + " differs from the reference: " + d);
@@ -255,6 +272,22 @@ void partitions_suite(nctest::Runner& runner, const std::string& dir, const std:
           check_partitions(model, name, channels, linked, frames, seed++, thorough);
         });
       }
+    }
+  }
+}
+
+// Models keyed by a sidechain (export_test_models.py's KEYED), every partition with its key.
+void partitions_keyed_suite(nctest::Runner& runner, const std::string& dir, uint64_t seed) {
+  for (auto [mode, controls, keys] : {std::tuple{"causal", 7, 1}, std::tuple{"paper", 2, 2}}) {
+    const std::string path = nctest::model_path(dir, "tiny", mode, controls, keys);
+    const std::string name = std::string("tiny ") + mode + " " + std::to_string(controls) + " controls keyed by " +
+                             std::to_string(keys);
+    for (auto [channels, linked] : {std::pair{1, false}, std::pair{2, false}, std::pair{2, true}}) {
+      runner.run("partitions: " + setup_name(name, channels, linked), [&, channels = channels, linked = linked] {
+        const ModelPtr model = load_short(path);
+        check(model->sidechain_channels() == keys, path + " is not keyed by " + std::to_string(keys));
+        check_partitions(model, name, channels, linked, 2 * 8192 + 1000, seed++, true);
+      });
     }
   }
 }
@@ -454,6 +487,35 @@ void errors_suite(nctest::Runner& runner, const std::string& dir, uint64_t seed)
       }
     });
   }
+  runner.run("a key that does not fit the model is refused before any work, and says why", [&] {
+    const ModelPtr keyed = Model::load_file(nctest::model_path(dir, "tiny", "paper", 2, 2));
+    const ModelPtr unkeyed = Model::load_file(nctest::model_path(dir, "tiny", "causal", 7));
+    check(keyed->sidechain_channels() == 2 && unkeyed->sidechain_channels() == 0, "sidechain_channels()");
+    Engine engine(keyed, 2, 256);
+    const Planar input = nctest::program_material(2, 300, seed);
+    const Planar key = nctest::program_material(4, 300, seed + 1);
+    Planar output(2, 300);
+    const auto before = engine.get_state();
+    const auto refused = [&](Engine& e, const float* const* k, int rows, const std::string& reason) {
+      for (auto& channel : output.data) std::fill(channel.begin(), channel.end(), 7.0f);
+      check(!e.process(input.in.data(), output.out.data(), 2, 300, k, rows), "a bad key was accepted: " + reason);
+      check(std::string(e.refusal()).find(reason) != std::string::npos,
+            "refusal '" + std::string(e.refusal()) + "' does not say '" + reason + "'");
+      for (const auto& channel : output.data)
+        for (float v : channel) check(v == 7.0f, "a refused call wrote output");
+    };
+    refused(engine, nullptr, 0, "keyed by a sidechain");
+    refused(engine, key.in.data(), 2, "wrong number of rows");
+    std::vector<const float*> holes(key.in.begin(), key.in.end());
+    holes[3] = nullptr;
+    refused(engine, holes.data(), 4, "null key row");
+    check(engine.get_state().size() == before.size(), "state");
+    for (size_t i = 0; i < before.size(); ++i) check(engine.get_state()[i].data == before[i].data, "a refused call moved the state");
+    check(engine.process(input.in.data(), output.out.data(), 2, 300, key.in.data(), 4) && *engine.refusal() == '\0',
+          "a valid keyed call was refused");
+    Engine plain(unkeyed, 2, 256);
+    refused(plain, key.in.data(), 2, "no sidechain input");
+  });
   runner.run("bad process calls are refused and change nothing", [&] {
     const ModelPtr model = Model::load_file(nctest::model_path(dir, "tiny", "causal", 7));
     Engine engine(model, 2, 256);
@@ -650,6 +712,8 @@ int main(int argc, char** argv) {
     partitions_suite(runner, dir, "sptmod24", 2500, seed, false);
   } else if (suite == "partitions-tcn") {
     partitions_suite(runner, dir, "tcn", 6000, seed, false, true);
+  } else if (suite == "partitions-keyed") {
+    partitions_keyed_suite(runner, dir, seed);
   } else if (suite == "buffer-sizes") {
     buffer_sizes_suite(runner, dir, seed);
   } else if (suite == "state") {
