@@ -105,14 +105,14 @@ def paper_plugin(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="session")
 def keyed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """A causal model keyed by one sidechain channel, two controls, as stereo LV2 and VST3 plugins: inputs L,
-    R, then sidechain 1 (keys L) and 2 (keys R)."""
+    """A causal model keyed by one sidechain channel, two controls, as stereo LV2, VST3 and CLAP plugins (and
+    the test hosts): inputs L, R, then sidechain 1 (keys L) and 2 (keys R)."""
     _require_tools()
     from neuralcomp.config import generic_controls
 
     model = _export("keyed_tiny", "causal", generic_controls(2), seed=5, sidechain=1)
     out = tmp_path_factory.mktemp("keyed_plugins")
-    bundles = build_plugins(model, out, formats=("lv2", "vst3"), build_dir=BUILD_ROOT / "keyed_tiny", verbose=False)
+    bundles = build_plugins(model, out, build_dir=BUILD_ROOT / "keyed_tiny", tools=True, verbose=False)
     return Built(model, bundles, BUILD_ROOT / "keyed_tiny")
 
 
@@ -122,7 +122,7 @@ def _clap(built: Built, x: np.ndarray, tmp_path: Path, rate: int = RATE, *args: 
     run = subprocess.run([str(built.clap_host), str(built.bundles["clap"]), "--rate", str(rate), "--in", str(src),
                           "--out", str(dst), *args], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    return np.fromfile(dst, np.float32).reshape(x.shape), run.stdout
+    return np.fromfile(dst, np.float32).reshape(-1, x.shape[1]), run.stdout  # (outputs, frames)
 
 
 def _latency(stdout: str) -> int:
@@ -477,3 +477,17 @@ def test_keyed_lv2_plugin_has_sidechain_ports_and_renders_like_the_engine(keyed_
 
     vst3 = pedalboard.load_plugin(str(keyed_plugin.bundles["vst3"]))
     assert np.array_equal(vst3(x, RATE), keyed_plugin.engine(2).process(x, None, 0 * key))  # default controls
+
+
+def test_keyed_clap_plugin_takes_its_key_at_any_rate_without_allocating(keyed_plugin: Built, tmp_path: Path) -> None:
+    """The CLAP build's sidechain port, fed by nc-clap-host (the audio, then the key, in port order): bitwise the
+    engine at the model's rate; at 48 kHz the key goes through the resamplers with the audio, partition-invariant,
+    and it matters; no allocation in process() either way."""
+    x, key = noise(RATE // 2, channels=2, seed=42, level=0.1), noise(RATE // 2, channels=2, seed=43)
+    y, out = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, RATE, "--random-blocks", "5:700",
+                   "--count-allocations")
+    assert "allocations 0" in out and np.array_equal(y, keyed_plugin.engine(2).process(x, None, key))
+    fixed, out = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, 48000, "--blocks", "512", "--count-allocations")
+    chunked, _ = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, 48000, "--random-blocks", "9:999")
+    silent, _ = _clap(keyed_plugin, np.concatenate([x, 0 * key]), tmp_path, 48000, "--blocks", "512")
+    assert "allocations 0" in out and np.array_equal(fixed, chunked) and not np.array_equal(fixed, silent)

@@ -6,7 +6,9 @@
 //   nc-clap-host PLUGIN.clap --rate HZ --bench BLOCK [--seconds S]   time per process call
 //   nc-clap-host --engine MODEL.ts --bench BLOCK [--seconds S]        the same for the bare engine (C API)
 //
-// Audio files are raw planar float32 (channel 0's samples, then channel 1's). A --set takes effect at
+// Audio files are raw planar float32 (channel 0's samples, then channel 1's). --channels counts the
+// outputs; the input file holds every input port's channels in port order (a keyed model's plugin: the
+// audio channels, then its sidechain port's channels). A --set takes effect at
 // the start of the block that begins at SAMPLE (blocks are cut there). --count-allocations replaces
 // malloc/free and operator new/delete in this binary (the plugin binds to them) and fails with exit
 // status 3 if anything is allocated or freed inside any process() call.
@@ -273,15 +275,16 @@ int main(int argc, char** argv) {
   uint32_t total_in = 0, total_out = 0;
   for (uint32_t c : l.input_channels) total_in += c;
   for (uint32_t c : l.output_channels) total_out += c;
-  if (static_cast<int>(total_in) != channels || static_cast<int>(total_out) != channels)
+  if (static_cast<int>(total_in) < channels || static_cast<int>(total_out) != channels)
     die("the plugin has " + std::to_string(total_in) + " inputs / " + std::to_string(total_out) +
         " outputs, --channels is " + std::to_string(channels));
+  const int in_channels = static_cast<int>(total_in);  // the audio, then any sidechain ports
 
   long frames = 0;
   std::vector<float> input;
   if (bench_block > 0) {
     frames = static_cast<long>(bench_seconds * rate) / bench_block * bench_block;
-    input.resize(static_cast<size_t>(frames) * channels);
+    input.resize(static_cast<size_t>(frames) * in_channels);
     std::mt19937 noise(1);
     std::normal_distribution<float> normal(0.0f, 0.1f);
     for (float& v : input) v = normal(noise);
@@ -289,7 +292,7 @@ int main(int argc, char** argv) {
   } else {
     if (in_path.empty() || out_path.empty()) die("--in and --out are required");
     input = read_f32(in_path);
-    frames = static_cast<long>(input.size() / channels);
+    frames = static_cast<long>(input.size() / in_channels);
   }
   std::vector<float> output(static_cast<size_t>(frames) * channels, 0.0f);
 
