@@ -92,28 +92,16 @@ def zamcomp_plugins(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="session")
 def paper_plugin(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """An untrained paper-mode model (latency P - 1 = 63) with two controls, as a mono CLAP plugin only."""
+    """An untrained paper-mode model (latency P - 1 = 63) with two controls, keyed by one sidechain channel, as
+    mono CLAP, LV2 and VST3 plugins (inputs: the audio, then the sidechain) and the test hosts."""
     _require_tools()
     from neuralcomp.config import generic_controls
 
-    model = _export("paper_tiny", "paper", generic_controls(2), seed=3)
+    model = _export("paper_keyed_tiny", "paper", generic_controls(2), seed=3, sidechain=1)
     out = tmp_path_factory.mktemp("paper_plugins")
-    bundles = build_plugins(model, out, formats=("clap",), build_dir=BUILD_ROOT / "paper_tiny", tools=True,
-                            channels=1, verbose=False)
-    return Built(model, bundles, BUILD_ROOT / "paper_tiny", channels=1)
-
-
-@pytest.fixture(scope="session")
-def keyed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """A causal model keyed by one sidechain channel, two controls, as stereo LV2, VST3 and CLAP plugins (and
-    the test hosts): inputs L, R, then sidechain 1 (keys L) and 2 (keys R)."""
-    _require_tools()
-    from neuralcomp.config import generic_controls
-
-    model = _export("keyed_tiny", "causal", generic_controls(2), seed=5, sidechain=1)
-    out = tmp_path_factory.mktemp("keyed_plugins")
-    bundles = build_plugins(model, out, build_dir=BUILD_ROOT / "keyed_tiny", tools=True, verbose=False)
-    return Built(model, bundles, BUILD_ROOT / "keyed_tiny")
+    bundles = build_plugins(model, out, build_dir=BUILD_ROOT / "paper_keyed_tiny", tools=True, channels=1,
+                            verbose=False)
+    return Built(model, bundles, BUILD_ROOT / "paper_keyed_tiny", channels=1)
 
 
 def _clap(built: Built, x: np.ndarray, tmp_path: Path, rate: int = RATE, *args: str) -> tuple[np.ndarray, str]:
@@ -362,14 +350,22 @@ def test_other_host_rates_resample_with_the_python_hosts_latency(zamcomp_plugins
         assert np.abs(fixed - expected).max() < 1e-4 * max(1.0, np.abs(expected).max())
 
 
-def test_paper_mode_mono_plugin_reports_its_latency(paper_plugin: Built, tmp_path: Path) -> None:
-    x = noise(RATE // 2, channels=1, seed=9)
-    y, out = _clap(paper_plugin, x, tmp_path, RATE, "--channels", "1", "--random-blocks", "3:200",
-                   "--count-allocations")
+def test_paper_mode_mono_keyed_plugin_reports_its_latency(paper_plugin: Built, tmp_path: Path) -> None:
+    """The CLAP build (nc-clap-host feeds every input port: the audio, then the sidechain): latency 63, bitwise the
+    engine with its key in random block sizes and allocation-free; at 48 kHz the key goes through the resamplers
+    with the audio, partition-invariant, and it matters."""
+    x, key = noise(RATE // 2, channels=1, seed=9), noise(RATE // 2, channels=1, seed=8)
+    y, out = _clap(paper_plugin, np.concatenate([x, key]), tmp_path, RATE, "--channels", "1", "--random-blocks",
+                   "3:200", "--count-allocations")
     assert _latency(out) == 63 and "allocations 0" in out
-    assert np.array_equal(y, paper_plugin.engine(1).process(x))
-    _, out48 = _clap(paper_plugin, x, tmp_path, 48000, "--channels", "1", "--blocks", "256")
+    assert np.array_equal(y, paper_plugin.engine(1).process(x, None, key))
+    fixed, out48 = _clap(paper_plugin, np.concatenate([x, key]), tmp_path, 48000, "--channels", "1", "--blocks", "256",
+                         "--count-allocations")
     assert _latency(out48) == RateAdaptedStream(lambda v: v, 48000, RATE, 1).total_latency_samples(63)
+    chunked, _ = _clap(paper_plugin, np.concatenate([x, key]), tmp_path, 48000, "--channels", "1", "--random-blocks",
+                       "9:999")
+    silent, _ = _clap(paper_plugin, np.concatenate([x, 0 * key]), tmp_path, 48000, "--channels", "1", "--blocks", "256")
+    assert "allocations 0" in out48 and np.array_equal(fixed, chunked) and not np.array_equal(fixed, silent)
 
 
 # ---- LV2 -------------------------------------------------------------------------------------------------
@@ -449,45 +445,33 @@ def test_plugin_command_refuses_a_bad_model_before_building(zamcomp_plugins: Bui
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_keyed_lv2_plugin_has_sidechain_ports_and_renders_like_the_engine(keyed_plugin: Built, tmp_path: Path) -> None:
-    """A keyed model's plugin: sidechain input ports after the audio ones (lv2:isSideChain), and Debian's lv2file,
-    given a file of the audio channels then the key channels, renders bitwise what the engine gives for that
-    audio and key."""
-    env = dict(os.environ, LV2_PATH=str(keyed_plugin.bundles["lv2"].parent))
-    uri = keyed_plugin.identity.lv2_uri
-    ttls = "".join(path.read_text() for path in keyed_plugin.bundles["lv2"].glob("*.ttl"))
-    assert ttls.count("lv2:isSideChain") == 2 and '"lv2_sidechain_2"' in ttls
-    x, key = noise(RATE, channels=2, seed=40, level=0.1), noise(RATE, channels=2, seed=41)
+def test_keyed_lv2_plugin_has_sidechain_ports_and_renders_like_the_engine(paper_plugin: Built, tmp_path: Path) -> None:
+    """A keyed model's plugin: a sidechain input port after the audio one (lv2:isSideChain), and Debian's lv2file,
+    given a file of the audio channel then the key channel (it connects file channels to input ports in order),
+    renders bitwise what the engine gives for that audio and key."""
+    env = dict(os.environ, LV2_PATH=str(paper_plugin.bundles["lv2"].parent))
+    uri = paper_plugin.identity.lv2_uri
+    ttls = "".join(path.read_text() for path in paper_plugin.bundles["lv2"].glob("*.ttl"))
+    assert ttls.count("lv2:isSideChain") == 1 and '"lv2_sidechain_1"' in ttls
+    x, key = noise(RATE, channels=1, seed=40, level=0.1), noise(RATE, channels=1, seed=41)
     sf.write(tmp_path / "in.wav", np.concatenate([x, key]).T, RATE, subtype="FLOAT")
     run = subprocess.run(["lv2file", "--ignore-clipping", "-i", str(tmp_path / "in.wav"), "-o",
                           str(tmp_path / "out.wav"), "-p", "c0:0.3", "-b", "300", uri],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
-    engine = keyed_plugin.engine(2)
+    engine = paper_plugin.engine(1)
     engine.set_control("c0", 0.3)
     expected = engine.process(x, None, key)
-    assert rate == RATE and y.shape == (RATE, 2) and np.array_equal(y.T, expected)
+    assert rate == RATE and y.shape == (RATE,) and np.array_equal(y[None, :], expected)
     engine.reset()
-    silent_key = engine.process(x, None, 0 * key)
-    assert not np.array_equal(silent_key, expected)  # the key drives the gain
+    assert not np.array_equal(engine.process(x, None, 0 * key), expected)  # the key drives the gain
     # pedalboard gives a VST3 one input bus (spotify/pedalboard#254): the sidechain bus stays unconnected and
-    # the plugin hears a silent key, as DPF feeds an inactive bus zeros
+    # the plugin hears a silent key, as DPF feeds an inactive bus zeros (pedalboard compensates the reported
+    # latency: it feeds 63 more samples of silence and drops the first 63 outputs)
     import pedalboard
 
-    vst3 = pedalboard.load_plugin(str(keyed_plugin.bundles["vst3"]))
-    assert np.array_equal(vst3(x, RATE), keyed_plugin.engine(2).process(x, None, 0 * key))  # default controls
-
-
-def test_keyed_clap_plugin_takes_its_key_at_any_rate_without_allocating(keyed_plugin: Built, tmp_path: Path) -> None:
-    """The CLAP build's sidechain port, fed by nc-clap-host (the audio, then the key, in port order): bitwise the
-    engine at the model's rate; at 48 kHz the key goes through the resamplers with the audio, partition-invariant,
-    and it matters; no allocation in process() either way."""
-    x, key = noise(RATE // 2, channels=2, seed=42, level=0.1), noise(RATE // 2, channels=2, seed=43)
-    y, out = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, RATE, "--random-blocks", "5:700",
-                   "--count-allocations")
-    assert "allocations 0" in out and np.array_equal(y, keyed_plugin.engine(2).process(x, None, key))
-    fixed, out = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, 48000, "--blocks", "512", "--count-allocations")
-    chunked, _ = _clap(keyed_plugin, np.concatenate([x, key]), tmp_path, 48000, "--random-blocks", "9:999")
-    silent, _ = _clap(keyed_plugin, np.concatenate([x, 0 * key]), tmp_path, 48000, "--blocks", "512")
-    assert "allocations 0" in out and np.array_equal(fixed, chunked) and not np.array_equal(fixed, silent)
+    vst3 = pedalboard.load_plugin(str(paper_plugin.bundles["vst3"]))
+    padded = np.concatenate([x, np.zeros((1, 63), np.float32)], axis=1)
+    silent_key = paper_plugin.engine(1).process(padded, None, 0 * padded)  # default controls
+    assert np.array_equal(vst3(x, RATE), silent_key[:, 63:])
