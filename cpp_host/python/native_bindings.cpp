@@ -71,7 +71,8 @@ class NativeHost {
     bool ok;
     if (controls.is_none()) {
       py::gil_scoped_release release;
-      ok = engine_.process(in.data(), out.data(), static_cast<int>(in.size()), static_cast<int>(frames), key_data, rows);
+      ok = engine_.process(in.data(), out.data(), static_cast<int>(in.size()), static_cast<int>(frames), key_data,
+                           rows);
     } else {
       const int n = engine_.model().num_controls();
       auto track = float_matrix(controls, "control track", n);
@@ -91,8 +92,8 @@ class NativeHost {
 
   // The key of a keyed model as float32 (channels * S, frames), checked against the audio x; nullopt
   // for an unkeyed model. AudioInputError naming both shapes when it does not fit.
-  std::optional<py::array_t<float, py::array::c_style>> checked_key(const py::object& sidechain,
-                                                                    const py::array_t<float, py::array::c_style>& x) const {
+  using FloatArray = py::array_t<float, py::array::c_style>;
+  std::optional<FloatArray> checked_key(const py::object& sidechain, const FloatArray& x) const {
     const int keys = engine_.model().sidechain_channels();
     const py::ssize_t rows = x.shape(0) * keys, frames = x.shape(1);
     const std::string audio = "(" + std::to_string(x.shape(0)) + ", " + std::to_string(frames) + ")";
@@ -108,14 +109,15 @@ class NativeHost {
     }
     const bool fits = py::isinstance<py::array>(sidechain) && [&] {
       const auto arr = py::reinterpret_borrow<py::array>(sidechain);
-      return arr.dtype().equal(py::dtype::of<float>()) && arr.ndim() == 2 && arr.shape(0) == rows && arr.shape(1) == frames;
+      return arr.dtype().equal(py::dtype::of<float>()) && arr.ndim() == 2 && arr.shape(0) == rows &&
+             arr.shape(1) == frames;
     }();
     if (!fits) {
       throw neuralcomp::AudioInputError("sidechain: " + describe(sidechain) + " does not match the audio " + audio +
                                         ": expected float32 " + expected + ", " + std::to_string(keys) +
                                         " sidechain channel(s) per audio channel, as many samples");
     }
-    return py::array_t<float, py::array::c_style>::ensure(sidechain);
+    return FloatArray::ensure(sidechain);
   }
 
   void reset(std::optional<int> num_channels) {
@@ -165,7 +167,8 @@ class NativeHost {
 
   // Streams x (channels, frames) in buffers of `buffer_size`, timing each engine call in C++ (no
   // Python in the measurement): seconds per timed call, after `warmup_calls` untimed calls.
-  py::array_t<double> time_buffers(const py::object& obj, int buffer_size, int warmup_calls, const py::object& sidechain) {
+  py::array_t<double> time_buffers(const py::object& obj, int buffer_size, int warmup_calls,
+                                   const py::object& sidechain) {
     auto x = float_matrix(obj, "audio", engine_.num_channels());
     const auto key = checked_key(sidechain, x);
     const int key_rows = key ? static_cast<int>(key->shape(0)) : 0;
@@ -185,7 +188,8 @@ class NativeHost {
       for (int c = 0; c < channels; ++c) in_ptrs[c] = x.data() + c * x.shape(1) + i * buffer_size;
       for (int r = 0; r < key_rows; ++r) key_ptrs[r] = key->data() + r * x.shape(1) + i * buffer_size;
       const auto start = std::chrono::steady_clock::now();
-      engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size, key ? key_ptrs.data() : nullptr, key_rows);
+      engine_.process(in_ptrs.data(), out_ptrs.data(), channels, buffer_size, key ? key_ptrs.data() : nullptr,
+                      key_rows);
       const auto stop = std::chrono::steady_clock::now();
       if (i >= warmup_calls) t[i - warmup_calls] = std::chrono::duration<double>(stop - start).count();
     }

@@ -217,7 +217,8 @@ values raise ValueError. The host runs libtorch with one intra-op thread (proces
       .def_property_readonly("sidechain_channels", &StreamingHost::sidechain_channels,
                              "Sidechain (key) channels per audio channel; 0: the model keys from its input.")
       .def("time_buffers", &time_buffers, py::arg("x"), py::arg("buffer_size"), py::arg("warmup_calls") = 20,
-           py::arg("sidechain") = py::none(), "Seconds per host call, timed in C++, streaming x (and its key) in buffers.")
+           py::arg("sidechain") = py::none(),
+           "Seconds per host call, timed in C++, streaming x (and its key) in buffers.")
       .def(
           "reset",
           [](StreamingHost& host, std::optional<int> num_channels) {

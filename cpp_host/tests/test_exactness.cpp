@@ -108,7 +108,9 @@ std::unique_ptr<Engine> make_engine(const ModelPtr& model, int channels, bool li
 }
 
 // The key rows of a keyed model (`key` planar, pointed at the current offset), nullptr for no key.
-const float* const* key_rows(const Planar* key) { return key != nullptr && key->channels() > 0 ? key->in.data() : nullptr; }
+const float* const* key_rows(const Planar* key) {
+  return key != nullptr && key->channels() > 0 ? key->in.data() : nullptr;
+}
 int key_count(const Planar* key) { return key != nullptr ? key->channels() : 0; }
 
 // One call over the whole input with the controls as a track, from a freshly built engine.
@@ -510,7 +512,8 @@ void errors_suite(nctest::Runner& runner, const std::string& dir, uint64_t seed)
     holes[3] = nullptr;
     refused(engine, holes.data(), 4, "null key row");
     check(engine.get_state().size() == before.size(), "state");
-    for (size_t i = 0; i < before.size(); ++i) check(engine.get_state()[i].data == before[i].data, "a refused call moved the state");
+    for (size_t i = 0; i < before.size(); ++i)
+      check(engine.get_state()[i].data == before[i].data, "a refused call moved the state");
     check(engine.process(input.in.data(), output.out.data(), 2, 300, key.in.data(), 4) && *engine.refusal() == '\0',
           "a valid keyed call was refused");
     Engine plain(unkeyed, 2, 256);

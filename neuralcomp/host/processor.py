@@ -333,7 +333,9 @@ class Processor:
         gain_out = np.float32(10.0 ** (self._output_level_db / 20.0))
 
         def trimmed(block: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
-            key = {} if sidechain is None else {"sidechain": np.ascontiguousarray(sidechain * gain_in, dtype=np.float32)}
+            key = {}
+            if sidechain is not None:
+                key = {"sidechain": np.ascontiguousarray(sidechain * gain_in, dtype=np.float32)}
             return run(np.ascontiguousarray(block * gain_in, dtype=np.float32), **key) * gain_out
 
         return trimmed

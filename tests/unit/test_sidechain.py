@@ -237,13 +237,16 @@ def test_native_refuses_a_wrong_key_naming_both_shapes(keyed_files, model_files)
     assert processor.sidechain_channels == 2
     stereo = noise(1000, channels=2)
     for bad in (noise(999, channels=4), noise(1000, channels=2), noise(1000)[0]):
-        with pytest.raises(AudioInputError, match=re.escape(f"sidechain of shape {bad.shape}") + r".*audio \(2, 1000\).*\(4, 1000\)"):
+        message = re.escape(f"sidechain of shape {bad.shape}") + r".*audio \(2, 1000\).*\(4, 1000\)"
+        with pytest.raises(AudioInputError, match=message):
             processor.process(stereo, 44100, sidechain=bad)
     host = processor._host
     host.reset(2)
-    with pytest.raises(AudioInputError, match=r"keyed by 2 sidechain channel.*shape \(4, 100\) with the audio \(2, 100\)"):
+    with pytest.raises(AudioInputError,
+                       match=r"keyed by 2 sidechain channel.*shape \(4, 100\) with the audio \(2, 100\)"):
         host.process(np.zeros((2, 100), np.float32))
-    with pytest.raises(AudioInputError, match=r"sidechain: .*\(2, 100\).*does not match the audio \(2, 100\).*\(4, 100\)"):
+    with pytest.raises(AudioInputError,
+                       match=r"sidechain: .*\(2, 100\).*does not match the audio \(2, 100\).*\(4, 100\)"):
         host.process(np.zeros((2, 100), np.float32), None, np.zeros((2, 100), np.float32))
     with pytest.raises(AudioInputError, match=r"sidechain: .*float64.*expected float32"):
         host.process(np.zeros((2, 100), np.float32), None, np.zeros((4, 100)))

@@ -828,7 +828,8 @@ std::vector<StateTensor> Engine::get_state() const {
   if (S > 0) {
     StateTensor pending_key{"pending_sidechain", {C * S, paper ? s.phase : 0}, {}};
     if (paper) {
-      for (const auto& row : s.pending_key) pending_key.data.insert(pending_key.data.end(), row.begin(), row.begin() + s.phase);
+      for (const auto& row : s.pending_key)
+        pending_key.data.insert(pending_key.data.end(), row.begin(), row.begin() + s.phase);
     }
     state.push_back(std::move(pending_key));
   }
