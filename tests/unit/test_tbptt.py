@@ -115,7 +115,7 @@ def test_st_validation_is_what_the_exported_model_produces(tmp_path):
     assert np.isfinite(scores["st"]) and np.isfinite(scores["wt"])
 
 
-@pytest.mark.parametrize("preset", ["paper", "practice", "demo", "cpu_long", "demo_adaptive"])
+@pytest.mark.parametrize("preset", ["paper", "practice", "demo", "cpu_long", "demo_adaptive", "demo_gain", "demo_level"])
 def test_training_presets_run_as_files(tmp_path, preset):
     """Each preset file loads as it is and trains (at a test-sized N, B, L): optimizer, schedule and EMA."""
     config = TrainingConfig.from_preset(preset)
