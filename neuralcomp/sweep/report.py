@@ -137,7 +137,7 @@ def seconds_per_iteration(sweep_dir: Path, rows: list[TrialRow], cache: Path, de
 
 
 def summarise_settings(rows: list[TrialRow], seconds: dict[tuple[str, int, int, int], float]) -> list[dict[str, Any]]:
-    """Per (group, N, B, L): median and MAD of the ST loss, median training time, median WT-ST gap."""
+    """Per (group, N, B, L): median and MAD of the ST loss and of the WT-ST gap, median training time."""
     cells: dict[tuple[str, int, int, int], list[TrialRow]] = {}
     for row in rows:
         cells.setdefault((row.group, row.subsequences, row.batch_size, row.length), []).append(row)
@@ -145,12 +145,13 @@ def summarise_settings(rows: list[TrialRow], seconds: dict[tuple[str, int, int, 
     for key in sorted(cells):
         members = cells[key]
         median, mad = median_mad([r.valid_st for r in members])
+        gap_median, gap_mad = median_mad([r.valid_st - r.valid_wt for r in members])
         out.append({"group": key[0], "N": key[1], "B": key[2], "L": key[3], "Lc": key[1] * key[3],
                     "runs": len(members), "median_valid_st": median, "mad_valid_st": mad,
                     "seconds_per_iteration": seconds[key],
                     "median_training_time_s": float(np.median([r.iterations_to_within * seconds[key]
                                                                for r in members])),
-                    "median_wt_st_gap": float(np.median([r.valid_st - r.valid_wt for r in members])),
+                    "median_wt_st_gap": gap_median, "mad_wt_st_gap": gap_mad,
                     "median_us_per_buffer": float(np.median([r.us_per_buffer for r in members])),
                     "macs_per_sample": members[0].macs_per_sample})
     return out
@@ -160,7 +161,8 @@ QUANTITIES = [("median_valid_st", "Median validation (ST) loss", "{:.4g}"),
               ("mad_valid_st", "MAD of the validation (ST) loss", "{:.3g}"),
               ("median_training_time_s", "Median training time (seconds; iterations to within 5 % of the "
                                          "run's minimum x seconds per iteration)", "{:.4g}"),
-              ("median_wt_st_gap", "Median WT-ST gap (ST loss - WT loss at the best validation)", "{:.3g}")]
+              ("median_wt_st_gap", "Median WT-ST gap (ST loss - WT loss at the best validation)", "{:.3g}"),
+              ("mad_wt_st_gap", "MAD of the WT-ST gap", "{:.3g}")]
 
 
 def paper_tables(settings: list[dict[str, Any]], quantity: str, fmt: str) -> dict[str, dict[int, str]]:
