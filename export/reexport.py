@@ -50,14 +50,20 @@ def _copy_film(film_weights: list[torch.Tensor], mlp: torch.nn.Sequential) -> No
     mlp[3].weight.copy_(a1)
 
 
+def _copy_conv_and_film(source: Any, block: Any) -> None:
+    """The parts SPTMod and TCN blocks share: the conv (stored transposed), its PReLU and the FiLM MLP."""
+    c, c_in, k = block.channels, block.in_channels, block.kernel_size
+    block.conv.weight.copy_(source.conv_weight_t.t().reshape(c, c_in, k))
+    block.conv.bias.copy_(source.conv_bias)
+    block.activation.weight.copy_(source.prelu_weight)
+    if block.film is not None:
+        _copy_film(list(source.film_weights), block.film.mlp)
+
+
 def _copy_sptmod(sources: list[Any], model: SPTMod) -> None:
     for source, block in zip(sources, model.blocks):
-        c, c_in, k = block.channels, block.in_channels, block.kernel_size
-        block.conv.weight.copy_(source.conv_weight_t.t().reshape(c, c_in, k))
-        block.conv.bias.copy_(source.conv_bias)
-        block.activation.weight.copy_(source.prelu_weight)
-        if block.film is not None:
-            _copy_film(list(source.film_weights), block.film.mlp)
+        _copy_conv_and_film(source, block)
+        c = block.channels
         gates = source.lstm_weight_t.t()  # (4H, c + H) = [W_ih, W_hh]
         block.lstm.weight_ih_l0.copy_(gates[:, :c])
         block.lstm.weight_hh_l0.copy_(gates[:, c:])
@@ -70,15 +76,10 @@ def _copy_sptmod(sources: list[Any], model: SPTMod) -> None:
 
 def _copy_tcn(scripted: Any, sources: list[Any], model: TCN) -> None:
     for source, block in zip(sources, model.blocks):
-        c, c_in, k = block.channels, block.in_channels, block.kernel_size
-        block.conv.weight.copy_(source.conv_weight_t.t().reshape(c, c_in, k))
-        block.conv.bias.copy_(source.conv_bias)
-        block.activation.weight.copy_(source.prelu_weight)
+        _copy_conv_and_film(source, block)
         if block.residual is not None:
-            block.residual.weight.copy_(source.residual_weight_t.t().reshape(c, c_in, 1))
+            block.residual.weight.copy_(source.residual_weight_t.t().reshape(block.channels, block.in_channels, 1))
             block.residual.bias.copy_(source.residual_bias)
-        if block.film is not None:
-            _copy_film(list(source.film_weights), block.film.mlp)
     channels = model.config.channels  # the gain head is column 0 of a zero-padded matrix
     model.to_gain.weight.copy_(scripted.gain_weight_t[:, 0].reshape(1, channels, 1))
     model.to_gain.bias.copy_(scripted.gain_bias[:1])

@@ -51,18 +51,22 @@ def test_engine_entry_holds_the_modules_own_tensors_bit_for_bit(model_files):
         assert index["mode"] == "paper" and len(index["controls"]) == controls
 
 
-@pytest.mark.parametrize("preset", ["sptmod25", "sptmod24"])
-@pytest.mark.parametrize("mode", ["causal", "paper"])
-def test_native_follows_torchscript_over_60_s_of_program(model_files, preset, mode):
-    path = model_files(preset, mode, 7)[0]
-    x = _program(60.0)
+def _native_and_reference(path, x: np.ndarray):
+    """The native and the TorchScript-from-Python processors of `path`, both with controls c0 = 0.8 and
+    c3 = 0.2, and `x` through each (native in 64-sample buffers, TorchScript in 4096)."""
     native = neuralcomp.load(path, backend="native")
     reference = neuralcomp.load(path, backend="python")
     for p in (native, reference):
         p.set_control("c0", 0.8)
         p.set_control("c3", 0.2)
-    y_native = native.process(x, 44100, buffer_size=64)
-    y_reference = reference.process(x, 44100, buffer_size=4096)
+    return native, reference, native.process(x, 44100, buffer_size=64), reference.process(x, 44100, buffer_size=4096)
+
+
+@pytest.mark.parametrize("preset", ["sptmod25", "sptmod24"])
+@pytest.mark.parametrize("mode", ["causal", "paper"])
+def test_native_follows_torchscript_over_60_s_of_program(model_files, preset, mode):
+    path = model_files(preset, mode, 7)[0]
+    _, _, y_native, y_reference = _native_and_reference(path, _program(60.0))
     assert np.max(np.abs(y_native - y_reference)) <= 1e-5
 
 
@@ -236,13 +240,8 @@ def test_tcn_follows_torchscript_streams_bitwise_and_restores_state(model_files)
 
     path = model_files("tcn", "causal", 7)[0]
     x = _program(12.0)
-    native = neuralcomp.load(path, backend="native")
-    reference = neuralcomp.load(path, backend="python")
-    for p in (native, reference):
-        p.set_control("c0", 0.8)
-        p.set_control("c3", 0.2)
-    y_native = native.process(x, 44100, buffer_size=64)
-    assert np.max(np.abs(y_native - reference.process(x, 44100, buffer_size=4096))) <= 1e-5
+    native, reference, y_native, y_reference = _native_and_reference(path, x)
+    assert np.max(np.abs(y_native - y_reference)) <= 1e-5
     assert not np.array_equal(y_native, x)  # the gain is not unity: the comparison means something
 
     seed = run_seed()
