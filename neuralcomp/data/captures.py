@@ -314,31 +314,32 @@ def _control_entries(controls: Sequence[ControlSpec]) -> list[dict[str, Any]]:
              "mapping": c.mapping, "parameter": c.name} for c in controls]
 
 
-def _read(path: Path, channel: int | None, label: str) -> tuple[np.ndarray, int, int]:
-    """(mono float64 audio, rate, channels in the file): `channel` (from 1) of a multichannel file, or
-    the mean of its channels; CaptureError naming the file when it is unreadable, empty or lacks the channel."""
+def _read_file(path: Path, label: str) -> tuple[np.ndarray, int]:
+    """(float64 audio (samples, channels), rate); CaptureError naming the file when unreadable or empty."""
     try:
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as exc:
         raise CaptureError(f"cannot read {label} {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
     if audio.shape[0] == 0:
         raise CaptureError(f"{label} {path} is empty (0 samples)")
+    return audio, int(rate)
+
+
+def _read(path: Path, channel: int | None, label: str) -> tuple[np.ndarray, int, int]:
+    """(mono float64 audio, rate, channels in the file): `channel` (from 1) of a multichannel file, or
+    the mean of its channels; CaptureError naming the file when it is unreadable, empty or lacks the channel."""
+    audio, rate = _read_file(path, label)
     if channel is not None and audio.shape[1] > 1:  # a mono file has only its one channel
         if not 1 <= channel <= audio.shape[1]:
             raise CaptureError(f"{label} {path} has {audio.shape[1]} channel(s); channel {channel} does not exist")
-        return audio[:, channel - 1], int(rate), audio.shape[1]
-    return audio.mean(axis=1), int(rate), audio.shape[1]
+        return audio[:, channel - 1], rate, audio.shape[1]
+    return audio.mean(axis=1), rate, audio.shape[1]
 
 
 def _read_key(path: Path) -> tuple[np.ndarray, int]:
     """(a sidechain file as float64 (channels, samples), rate); CaptureError naming it when unreadable or empty."""
-    try:
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except Exception as exc:
-        raise CaptureError(f"cannot read sidechain {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
-    if audio.shape[0] == 0:
-        raise CaptureError(f"sidechain {path} is empty (0 samples)")
-    return np.ascontiguousarray(audio.T), int(rate)
+    audio, rate = _read_file(path, "sidechain")
+    return np.ascontiguousarray(audio.T), rate
 
 
 def _sidechain_for(pair: CapturePair, key_raw: np.ndarray, key_rate: int, x_raw: np.ndarray, x_rate: int,
