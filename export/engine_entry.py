@@ -104,6 +104,8 @@ def engine_entry(scripted: torch.jit.ScriptModule, metadata: dict[str, Any]) -> 
         "blocks": blocks,
         "tensors": [],
     }
+    if config.get("pooling", "average") == "max":  # frames reduced by their maximum (average: no key)
+        index["pooling"] = "max"
     if int(config.get("sidechain", 0)) > 0:  # the modulation path starts as [x; S key channels]
         index["sidechain"] = int(config["sidechain"])
     return _serialise(index, engine_tensors(scripted))

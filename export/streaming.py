@@ -7,7 +7,8 @@ Bitwise streaming. For any partition of a signal into buffers the output is bitw
 one call, because every reduction is computed with shapes that do not depend on the buffer length:
   * the conv is unfold + matmul; MKL's result for one row does not depend on the number of rows
     from 4 rows up, so calls with fewer rows are padded with zero rows to MIN_MATMUL_ROWS;
-  * pooling sums whole frames only: samples of an unfinished frame wait in `pool_partial`;
+  * pooling reduces whole frames only (a sum, or a maximum for `pooling: "max"`): samples of an
+    unfinished frame wait in `pool_partial`;
   * FiLM, the LSTM cell and the 1x1 projection run per frame with fixed shapes (channels, features);
   * everything else (lerp, addcmul, PReLU, index_select, cat) is elementwise or a copy.
 A control change takes effect for the frames that *finish* after it: the FiLM of a frame uses the
@@ -63,7 +64,9 @@ class _StreamingBlock(nn.Module):
         self.kernel_size = kernel
         self.pool_size = block.pool_size
         self.min_matmul_rows = MIN_MATMUL_ROWS
-        self.inv_pool = 1.0 / block.pool_size
+        self.max_pooling = block.max_pooling
+        # average pooling sums the frame and folds 1/P into FiLM's gamma; max pooling needs no scale
+        self.frame_scale = 1.0 if block.max_pooling else 1.0 / block.pool_size
         self.modulates_next = block.modulates_next
         self.has_film = block.film is not None
         self.hidden = block.lstm.hidden_size
@@ -103,13 +106,13 @@ class _StreamingBlock(nn.Module):
         self.modulation_history = self.projection_bias.expand(num_channels, 2, self.modulation_channels).clone()
 
     def compute_film(self, controls: Tensor) -> Tensor:
-        """controls (1, n) -> (gamma / P; beta) as (2, c); gamma / P applies FiLM to a frame's sum.
-        Always one row, so always the same kernels."""
+        """controls (1, n) -> (gamma * frame_scale; beta) as (2, c): with average pooling, gamma / P
+        applies FiLM to a frame's sum. Always one row, so always the same kernels."""
         w = self.film_weights
         hidden = F.prelu(torch.addmm(w[1], controls, w[0]), w[2])
         hidden = F.prelu(torch.addmm(w[4], hidden, w[3]), w[5])
         film = torch.addmm(w[7], hidden, w[6]).view(2, self.channels)
-        return film * torch.tensor([[self.inv_pool], [1.0]])
+        return film * torch.tensor([[self.frame_scale], [1.0]])
 
     def state(self) -> List[Tensor]:
         return [self.conv_cache, self.pool_partial, self.lstm_h, self.lstm_c, self.modulation_history]
@@ -150,11 +153,13 @@ class _StreamingBlock(nn.Module):
         if num_frames > 0:
             whole = num_frames * self.pool_size
             frames = pooled.narrow(1, 0, whole).reshape(num_channels, num_frames, self.pool_size, self.channels)
-            if self.has_film:  # the frame mean times gamma is the frame sum times gamma / P
-                gamma_over_pool, beta = film.unbind(1)
-                frames = torch.addcmul(beta, frames.sum(2), gamma_over_pool)
+            # the frame mean times gamma is the frame sum times gamma / P; a maximum is exact in any order
+            reduced = frames.amax(2) if self.max_pooling else frames.sum(2)
+            if self.has_film:
+                scaled_gamma, beta = film.unbind(1)
+                frames = torch.addcmul(beta, reduced, scaled_gamma)
             else:
-                frames = frames.sum(2) * self.inv_pool
+                frames = reduced * self.frame_scale
             # LSTM step (gate order i, f, g, o as in torch), fixed shape (C, c + H) per frame
             hidden = self.hidden
             h = self.lstm_h

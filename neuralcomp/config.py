@@ -15,6 +15,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 MODEL_PRESETS_DIR = PRESETS_DIR / "models"
 
 MODES = ("causal", "paper")
+POOLINGS = ("average", "max")  # how ModBlocks reduce a frame of P detector samples to one
 ARCHITECTURES = ("sptmod", "tcn")  # the "architecture" field of a model preset; absent means sptmod
 
 
@@ -115,6 +116,9 @@ class SPTModConfig:
     channels: tuple[int, ...]
     kernel_sizes: tuple[int, ...]
     pool_size: int = 64
+    # "average" is the paper's TFiLM; "max" follows the frame's peak, so the detector sees crest
+    # factor (docs/gain-reduction/README.md)
+    pooling: str = "average"
     lstm_hidden: int = 31
     film_hidden: int = 26
     controls: tuple[ControlSpec, ...] = ()
@@ -144,6 +148,8 @@ class SPTModConfig:
             raise ConfigError("lstm_hidden and film_hidden must be >= 1")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if isinstance(self.sidechain, bool) or not isinstance(self.sidechain, int) or not 0 <= self.sidechain <= 8:
             raise ConfigError(f"sidechain must be a number of channels in [0, 8], got {self.sidechain!r}")
         _check_rate_and_control_names(self.sample_rate, self.controls)

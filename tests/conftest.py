@@ -26,9 +26,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-# every architecture: SPTMod in both modes, the TCN baseline (causal only)
+# every architecture: SPTMod in both modes, the TCN baseline (causal only), and SPTMod with max frame
+# pooling (tiny_max) in both modes, with and without FiLM
 CONFIGS = [(preset, mode, controls) for preset in ("sptmod25", "sptmod24") for mode in ("causal", "paper")
-           for controls in (0, 7)] + [("tcn", "causal", controls) for controls in (0, 7)]
+           for controls in (0, 7)] + [("tcn", "causal", controls) for controls in (0, 7)] + [
+           ("tiny_max", "causal", 7), ("tiny_max", "paper", 0)]
 
 
 def make_model(preset: str = "sptmod25", mode: str = "causal", controls: int = 7, seed: int = 0) -> Model:

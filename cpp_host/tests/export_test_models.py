@@ -16,7 +16,7 @@ from pathlib import Path
 from neuralcomp.cli import main as neuralcomp_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ("tiny", "sptmod25", "sptmod24", "tcn")
+PRESETS = ("tiny", "tiny_max", "sptmod25", "sptmod24", "tcn")  # tiny_max: tiny with max frame pooling
 MODES = ("causal", "paper")
 CAUSAL_ONLY = ("tcn",)  # no look-ahead frames: a TCN has no paper mode
 CONTROL_COUNTS = (0, 7)

@@ -567,6 +567,7 @@ int main(int argc, char** argv) {
   check_model(runner, dir, "tiny", "causal", 7);
   check_model(runner, dir, "tiny", "paper", 7);
   check_model(runner, dir, "sptmod25", "paper", 0);
+  check_model(runner, dir, "tiny_max", "paper", 7);
   check_model(runner, dir, "tcn", "causal", 7);
   check_model(runner, dir, "tiny", "causal", 7, 1);
   check_model(runner, dir, "tiny", "paper", 2, 2);

@@ -709,6 +709,8 @@ int main(int argc, char** argv) {
   nctest::Runner runner;
   if (suite == "partitions-tiny") {
     partitions_suite(runner, dir, "tiny", 2 * 8192 + 1000, seed, true);
+  } else if (suite == "partitions-tiny-max") {  // max frame pooling
+    partitions_suite(runner, dir, "tiny_max", 2 * 8192 + 1000, seed, true);
   } else if (suite == "partitions-sptmod25") {
     partitions_suite(runner, dir, "sptmod25", 6000, seed, false);
   } else if (suite == "partitions-sptmod24") {

@@ -72,6 +72,7 @@ class ModBlock(nn.Module):
         self.channels = channels
         self.kernel_size = kernel_size
         self.pool_size = config.pool_size
+        self.max_pooling = config.pooling == "max"
         self.delay_frames = interpolation_delay_frames(config.mode)
         self.modulates_next = modulates_next
         self.conv = nn.Conv1d(in_channels, channels, kernel_size)
@@ -122,7 +123,11 @@ class ModBlock(nn.Module):
             lstm_state = (state.lstm_h, state.lstm_c)
         cache_start = conv_input.shape[-1] - (self.kernel_size - 1)
         z = self.activation(self.conv(conv_input))
-        frames = nn.functional.avg_pool1d(z, self.pool_size)  # z's length is a multiple of P by construction
+        # z's length is a multiple of P by construction
+        if self.max_pooling:
+            frames = nn.functional.max_pool1d(z, self.pool_size)
+        else:
+            frames = nn.functional.avg_pool1d(z, self.pool_size)
         if self.film is not None:
             gamma, beta = self.film(controls)
             frames = torch.addcmul(beta.unsqueeze(-1), frames, gamma.unsqueeze(-1))

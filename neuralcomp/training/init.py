@@ -132,6 +132,9 @@ def initialise_from(model: Model, pretrained: Model, source: str = "pre-trained 
     if new_cfg.mode != old_cfg.mode:
         report.notes.append(f"mode: pre-trained in {old_cfg.mode}, now {new_cfg.mode} (same weights, other "
                             f"interpolation)")
+    if getattr(new_cfg, "pooling", None) != getattr(old_cfg, "pooling", None):
+        report.notes.append(f"pooling: pre-trained with {old_cfg.pooling} pooling, now {new_cfg.pooling} (same "
+                            f"weights; the LSTM sees frames on another scale until fine-tuning adapts it)")
     if new_cfg.sample_rate != old_cfg.sample_rate:
         report.notes.append(f"sample rate: pre-trained at {old_cfg.sample_rate} Hz, now {new_cfg.sample_rate} Hz; "
                             f"its time constants are {abs(new_cfg.sample_rate / old_cfg.sample_rate - 1):.1%} off "

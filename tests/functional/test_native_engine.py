@@ -70,6 +70,23 @@ def test_native_follows_torchscript_over_60_s_of_program(model_files, preset, mo
     assert np.max(np.abs(y_native - y_reference)) <= 1e-5
 
 
+@pytest.mark.parametrize("mode", ["causal", "paper"])
+def test_max_pooling_follows_torchscript_and_streams_bitwise(model_files, mode):
+    """Max frame pooling (tiny_max): the engine reads "pooling" from the entry, follows the TorchScript
+    module and is partition-invariant; the same weights with average pooling give other output."""
+    path = model_files("tiny_max", mode, 7)[0]
+    assert read_engine_entry(path)[0]["pooling"] == "max"
+    x = _program(10.0)
+    native, _, y_native, y_reference = _native_and_reference(path, x)
+    assert np.max(np.abs(y_native - y_reference)) <= 1e-5
+    native.reset()
+    assert np.array_equal(native.process(x, 44100, buffer_size=97), y_native)
+    average = neuralcomp.load(model_files("tiny", mode, 7)[0], backend="native")
+    average.set_control("c0", 0.8)
+    average.set_control("c3", 0.2)
+    assert np.max(np.abs(average.process(x, 44100, buffer_size=64) - y_native)) > 1e-3
+
+
 def test_shipped_model_matches_torchscript_and_its_held_out_esr_to_3_digits():
     """A held-out ZamComp setting rendered by the real plugin: the ST ESR through the native engine
     equals the TorchScript figure to 3 significant digits."""

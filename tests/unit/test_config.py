@@ -21,6 +21,7 @@ def test_unknown_preset_names_the_choices():
     dict(channels=(8,), kernel_sizes=(3,), pool_size=1),
     dict(channels=(8,), kernel_sizes=(3,), mode="lookahead"),
     dict(channels=(8,), kernel_sizes=(0,)),
+    dict(channels=(8,), kernel_sizes=(3,), pooling="rms"),
 ])
 def test_invalid_configs_are_rejected(bad):
     with pytest.raises(ConfigError):
@@ -43,3 +44,12 @@ def test_controls_validate_and_normalise():
 def test_config_round_trips_through_dict():
     c = load_preset("sptmod25", mode="paper", controls=generic_controls(3))
     assert SPTModConfig.from_dict(c.to_dict()) == c
+
+
+def test_pooling_defaults_to_the_papers_average_and_names_the_choices():
+    data = load_preset("tiny").to_dict()
+    del data["pooling"]  # a configuration saved before the option reads as average pooling
+    assert SPTModConfig.from_dict(data).pooling == "average"
+    assert load_preset("tiny_max").pooling == "max"
+    with pytest.raises(ConfigError, match=r"pooling must be one of \('average', 'max'\), got 'peak'"):
+        load_preset("tiny", pooling="peak")

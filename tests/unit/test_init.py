@@ -112,6 +112,8 @@ def test_refusals_name_the_reason():
 def test_rate_and_mode_changes_are_noted():
     report = initialise_from(_model([THRESHOLD], sample_rate=48000, mode="paper"), _model([THRESHOLD]))
     assert any("44100 Hz, now 48000 Hz" in n for n in report.notes) and any("mode" in n for n in report.notes)
+    report = initialise_from(_model([THRESHOLD], pooling="max"), _model([THRESHOLD]))
+    assert any("average pooling, now max" in n for n in report.notes)
 
 
 def test_train_init_from_the_shipped_model(tmp_path, capsys):

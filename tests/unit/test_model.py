@@ -44,6 +44,23 @@ def test_spn_predicts_every_lstm_state_and_seeds_the_first_iteration():
         model.spn(x[..., 1:], target[..., 1:], controls)
 
 
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_each_frame_is_pooled_as_configured(pooling):
+    """The LSTM of each block sees one value per frame of P samples: their mean, or their maximum."""
+    torch.manual_seed(0)
+    model = SPTMod(load_preset("tiny", controls=(), pooling=pooling)).eval()
+    block = model.blocks[0]
+    seen = []
+    block.lstm.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    x = torch.randn(1, 1, model.input_length(8 * model.pool_size))
+    with torch.no_grad():
+        model(x, torch.zeros(1, 0))
+        z = block.activation(block.conv(x[..., : seen[0].shape[1] * model.pool_size + block.kernel_size - 1]))
+    frames = z.unflatten(-1, (-1, model.pool_size))
+    expected = frames.amax(-1) if pooling == "max" else frames.mean(-1)
+    torch.testing.assert_close(seen[0].transpose(1, 2), expected)
+
+
 def test_bad_shapes_are_refused():
     model = SPTMod(load_preset("tiny", controls=generic_controls(2)))
     with pytest.raises(AudioInputError, match="batch, 1, samples"):

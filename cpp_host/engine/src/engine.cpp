@@ -4,7 +4,7 @@
 //
 // Partition invariance by construction: each output sample is computed by the same instructions in
 // the same order whatever the call length. Kernels loop over channels (vectorised, zero-padded to
-// kLanes), never over time; frame-rate work (pooling sum, FiLM, LSTM step, projection) runs once
+// kLanes), never over time; frame-rate work (pooling, FiLM, LSTM step, projection) runs once
 // per finished frame; a call longer than max_block_size is cut into pieces, which changes nothing.
 #include <algorithm>
 #include <cmath>
@@ -146,7 +146,7 @@ struct PathState {  // one modulation path (a channel, or the shared detector wh
 };
 
 struct FilmParams {
-  std::vector<float> gamma_over_pool;  // (lanes,)
+  std::vector<float> scaled_gamma;  // (lanes,)
   std::vector<float> beta;             // (lanes,)
 };
 
@@ -330,7 +330,8 @@ void Engine::update_film() noexcept {
   if (s.film_valid && std::equal(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin())) return;
   std::copy(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin());
   s.film_valid = true;
-  const float inv_pool = static_cast<float>(1.0 / model_->pool_size());
+  // average pooling sums a frame, so 1/P folds into gamma; a maximum takes gamma as it is
+  const float frame_scale = model_->max_pooling() ? 1.0f : static_cast<float>(1.0 / model_->pool_size());
   for (size_t j = 0; j < model_->blocks_.size(); ++j) {
     const BlockWeights& w = *model_->blocks_[j];
     const int h = w.film_hidden, c = w.channels;
@@ -342,7 +343,7 @@ void Engine::update_film() noexcept {
     for (int i = 0; i < h; ++i) b[i] = b[i] > 0.0f ? b[i] : w.film1_prelu[i] * b[i];
     affine_rows(w.film2_weight.data(), w.film2_bias.data(), b, h, 2 * c, s.film_out.data());
     for (int o = 0; o < c; ++o) {
-      s.film[j].gamma_over_pool[o] = s.film_out[o] * inv_pool;
+      s.film[j].scaled_gamma[o] = s.film_out[o] * frame_scale;
       s.film[j].beta[o] = s.film_out[c + o];
     }
   }
@@ -381,18 +382,29 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
   const BlockWeights& w = *model_->blocks_[j];
   const int P = model_->pool_size(), c = w.channels, H = w.hidden, lanes = w.lanes;
   float* pooled = s.pooled.data();
-  for (int o = 0; o < lanes; o += 8) {
-    Lanes8 sum = splat8(0.0f);
-    for (int r = 0; r < P; ++r) sum += load8(bs.pool.data() + static_cast<size_t>(r) * lanes + o);
-    store8(pooled + o, sum);
+  if (model_->max_pooling()) {
+    for (int o = 0; o < lanes; o += 8) {
+      Lanes8 peak = load8(bs.pool.data() + o);
+      for (int r = 1; r < P; ++r) {
+        const Lanes8 v = load8(bs.pool.data() + static_cast<size_t>(r) * lanes + o);
+        peak = v > peak ? v : peak;
+      }
+      store8(pooled + o, peak);
+    }
+  } else {
+    for (int o = 0; o < lanes; o += 8) {
+      Lanes8 sum = splat8(0.0f);
+      for (int r = 0; r < P; ++r) sum += load8(bs.pool.data() + static_cast<size_t>(r) * lanes + o);
+      store8(pooled + o, sum);
+    }
   }
   float* xh = s.xh.data();
   if (w.film_hidden > 0) {
     const FilmParams& f = s.film[j];
-    for (int o = 0; o < c; ++o) xh[o] = f.beta[o] + pooled[o] * f.gamma_over_pool[o];
+    for (int o = 0; o < c; ++o) xh[o] = f.beta[o] + pooled[o] * f.scaled_gamma[o];
   } else {
-    const float inv_pool = static_cast<float>(1.0 / P);
-    for (int o = 0; o < c; ++o) xh[o] = pooled[o] * inv_pool;
+    const float frame_scale = model_->max_pooling() ? 1.0f : static_cast<float>(1.0 / P);
+    for (int o = 0; o < c; ++o) xh[o] = pooled[o] * frame_scale;
   }
   std::copy(bs.h.begin(), bs.h.end(), xh + c);
   float* gates = s.gates.data();
@@ -972,7 +984,7 @@ void Engine::run_tcn_path(PathState& path, float* const* audio, int audio_channe
       const FilmParams& f = s.film[j];
       for (int o = 0; o < lanes; o += 8) {
         Lanes8 v = load8(z + o);
-        if (w.film_hidden > 0) v = load8(f.beta.data() + o) + v * load8(f.gamma_over_pool.data() + o);
+        if (w.film_hidden > 0) v = load8(f.beta.data() + o) + v * load8(f.scaled_gamma.data() + o);
         const Lanes8 negative = load8(w.prelu.data() + o) * v;
         v = v > zero ? v : negative;
         store8(z + o, v);

@@ -242,6 +242,13 @@ struct ModelParser {
     }
     model->mode_ = mode->get<std::string>();
     model->paper_mode_ = model->mode_ == "paper";
+    const auto pooling = index.find("pooling");  // absent: average, as every entry before the option
+    if (pooling != index.end()) {
+      if (!pooling->is_string() || (pooling->get<std::string>() != "average" && pooling->get<std::string>() != "max")) {
+        refuse("engine index pooling must be 'average' or 'max'");
+      }
+      model->max_pooling_ = pooling->get<std::string>() == "max";
+    }
 
     parse_controls(*model);
     const int n = static_cast<int>(model->controls_.size());

@@ -86,6 +86,8 @@ class Model {
   bool is_tcn() const { return architecture_ == "tcn"; }
   int sample_rate() const { return sample_rate_; }
   int pool_size() const { return pool_size_; }
+  // true: each block reduces a frame of P samples by its maximum ("pooling": "max"); false: by the mean
+  bool max_pooling() const { return max_pooling_; }
   bool paper_mode() const { return paper_mode_; }
   const std::string& mode() const { return mode_; }
   int latency_samples() const { return paper_mode_ ? pool_size_ - 1 : 0; }
@@ -118,6 +120,7 @@ class Model {
   std::string mode_;
   int sample_rate_ = 0;
   int pool_size_ = 0;
+  bool max_pooling_ = false;
   bool paper_mode_ = false;
   int lstm_hidden_ = 0;
   int start_state_samples_ = 0;
