@@ -462,7 +462,7 @@ def import_pairs(pair_set: PairSet, out_dir: str | Path, options: ImportOptions 
     key_channels: tuple[int, str] | None = None  # (channels, file) of the first key
     writer = DatasetWriter(out_dir, overwrite=overwrite)
     try:
-        entries, reports, short = [], [], []
+        entries, short = [], []
         for i, p in enumerate(pairs):
             if p.input not in cache:
                 cache[p.input] = _read(p.input, options.input_channel, "input")

@@ -9,7 +9,7 @@ import torch
 from export import export_model
 from neuralcomp.config import ControlSpec, load_preset
 from neuralcomp.errors import ConfigError
-from neuralcomp.model import SPTMod, build_model
+from neuralcomp.model import build_model
 from neuralcomp.model.checkpoint import save_model
 from neuralcomp.training.init import initialise_from, load_pretrained
 from tests.conftest import noise

@@ -116,6 +116,18 @@ inline Lanes8 lerp8(Lanes8 start, Lanes8 end, float weight) {
   return std::fabs(weight) < 0.5f ? start + w * (end - start) : end - (end - start) * (splat8(1.0f) - w);
 }
 
+// One sample of a block's modulation: blend two frames' modulation at `weight`, apply the audio gain
+// and offset to every channel of the path, and modulate the next block's input row (if any) from z.
+inline void modulate_sample(const float* older, const float* newer, float weight, int modulation_lanes,
+                            int channels, const float* z, float* mod, float* const* audio, int audio_channels, int t,
+                            float* next_row) noexcept {
+  for (int m = 0; m < modulation_lanes; m += 8) store8(mod + m, lerp8(load8(older + m), load8(newer + m), weight));
+  for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
+  if (next_row) {
+    for (int o = 0; o < channels; ++o) next_row[o] = mod[2 + channels + o] + mod[2 + o] * z[o];
+  }
+}
+
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // acc[lanes] = bias + sum_r x[r] * weight[r][:] in row order, any lane count (the FiLM MLP).
@@ -460,15 +472,9 @@ void Engine::run_causal_path(PathState& path, float* const* audio, int audio_cha
     for (int t = 0; t < count; ++t) {
       float* z = bs.pool.data() + static_cast<size_t>(phase) * lanes;
       conv(w, bs.conv_input.data() + static_cast<size_t>(t) * c_in, z);
-      const float weight = interp[phase];
       const float* older = bs.history.data();
-      const float* newer = older + ml;
-      for (int m = 0; m < ml; m += 8) store8(mod + m, lerp8(load8(older + m), load8(newer + m), weight));
-      for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
-      if (next_rows) {
-        float* out = next_rows + static_cast<size_t>(t) * c;
-        for (int o = 0; o < c; ++o) out[o] = mod[2 + c + o] + mod[2 + o] * z[o];
-      }
+      modulate_sample(older, older + ml, interp[phase], ml, c, z, mod, audio, audio_channels, t,
+                      next_rows ? next_rows + static_cast<size_t>(t) * c : nullptr);
       if (++phase == P) {
         float* history = bs.history.data();
         std::copy(history + ml, history + 2 * ml, history);  // newer becomes older
@@ -499,14 +505,8 @@ void Engine::run_paper_path(PathState& path, float* const* audio, int audio_chan
     float* mod = s.modulation.data();
     const float* previous = bs.history.data() + ml;
     for (int t = 0; t < P; ++t) {
-      const float weight = interp[t];
-      for (int m = 0; m < ml; m += 8) store8(mod + m, lerp8(load8(previous + m), load8(current + m), weight));
-      for (int a = 0; a < audio_channels; ++a) audio[a][t] = mod[1] + mod[0] * audio[a][t];
-      if (next_rows) {
-        const float* z = bs.pool.data() + static_cast<size_t>(t) * lanes;
-        float* out = next_rows + static_cast<size_t>(t) * c;
-        for (int o = 0; o < c; ++o) out[o] = mod[2 + c + o] + mod[2 + o] * z[o];
-      }
+      modulate_sample(previous, current, interp[t], ml, c, bs.pool.data() + static_cast<size_t>(t) * lanes, mod, audio,
+                      audio_channels, t, next_rows ? next_rows + static_cast<size_t>(t) * c : nullptr);
     }
     float* history = bs.history.data();
     std::copy(history + ml, history + 2 * ml, history);

@@ -157,6 +157,22 @@ struct ModelParser {
     }
   }
 
+  // A block's object and the fields every architecture's blocks share (channels, kernel, FiLM width).
+  std::unique_ptr<BlockWeights> block_shape(const nlohmann::json& b, size_t j) const {
+    if (!b.is_object()) refuse("block " + std::to_string(j) + " is not an object");
+    auto w = std::make_unique<BlockWeights>();
+    w->in_channels = integer(b, "in_channels", 1, kMaxChannels);
+    w->channels = integer(b, "channels", 1, kMaxChannels);
+    w->kernel_size = integer(b, "kernel_size", 1, kMaxKernel);
+    w->film_hidden = integer(b, "film_hidden", 0, kMaxHidden);
+    return w;
+  }
+
+  [[noreturn]] void refuse_unchained(size_t j) const {
+    refuse("block " + std::to_string(j) + " does not chain with its neighbours (an architecture this engine "
+           "cannot run)");
+  }
+
   // The TCN baseline (export/streaming_tcn.py): blocks of dilated conv, FiLM, PReLU and residual, then a gain.
   void parse_tcn(Model& model) const {
     model.pool_size_ = integer(index, "pool_size", 1, 1);
@@ -175,21 +191,15 @@ struct ModelParser {
     int previous_channels = 1;
     for (size_t j = 0; j < blocks.size(); ++j) {
       const auto& b = blocks[j];
-      if (!b.is_object()) refuse("block " + std::to_string(j) + " is not an object");
-      auto w = std::make_unique<BlockWeights>();
-      w->in_channels = integer(b, "in_channels", 1, kMaxChannels);
-      w->channels = integer(b, "channels", 1, kMaxChannels);
-      w->kernel_size = integer(b, "kernel_size", 1, kMaxKernel);
+      auto w = block_shape(b, j);
       w->dilation = integer(b, "dilation", 1, kMaxDilation);
-      w->film_hidden = integer(b, "film_hidden", 0, kMaxHidden);
       if (!b.contains("residual_projection") || !b["residual_projection"].is_boolean()) {
         refuse("block lacks residual_projection");
       }
       w->residual_projection = b["residual_projection"].get<bool>();
       if (w->in_channels != previous_channels || w->residual_projection != (w->in_channels != w->channels) ||
           (w->film_hidden > 0) != (n > 0)) {
-        refuse("block " + std::to_string(j) + " does not chain with its neighbours (an architecture this engine "
-               "cannot run)");
+        refuse_unchained(j);
       }
       w->context = (w->kernel_size - 1) * w->dilation;
       if (w->context > kMaxContext) refuse("block " + std::to_string(j) + " looks back too far");
@@ -260,18 +270,12 @@ struct ModelParser {
     int previous_channels = 1 + model->sidechain_channels_;
     for (size_t j = 0; j < blocks->size(); ++j) {
       const auto& b = (*blocks)[j];
-      if (!b.is_object()) refuse("block " + std::to_string(j) + " is not an object");
-      auto w = std::make_unique<BlockWeights>();
-      w->in_channels = integer(b, "in_channels", 1, kMaxChannels);
-      w->channels = integer(b, "channels", 1, kMaxChannels);
-      w->kernel_size = integer(b, "kernel_size", 1, kMaxKernel);
-      w->film_hidden = integer(b, "film_hidden", 0, kMaxHidden);
+      auto w = block_shape(b, j);
       if (!b.contains("modulates_next") || !b["modulates_next"].is_boolean()) refuse("block lacks modulates_next");
       w->modulates_next = b["modulates_next"].get<bool>();
       const bool last = j + 1 == blocks->size();
       if (w->in_channels != previous_channels || w->modulates_next == last || (w->film_hidden > 0) != (n > 0)) {
-        refuse("block " + std::to_string(j) + " does not chain with its neighbours (an architecture this engine "
-               "cannot run)");
+        refuse_unchained(j);
       }
       previous_channels = w->channels;
       const int c = w->channels;
