@@ -284,7 +284,8 @@ class Processor:
         if reset:
             self._host.reset(channels)
             adapter = None if rate == self.sample_rate else RateAdaptedStream(
-                self._host.process, rate, self.sample_rate, channels)
+                self._host.process, rate, self.sample_rate, channels,
+                key_channels=0 if key is None else key.shape[0])
             object.__setattr__(self, "_adapter", adapter)
             object.__setattr__(self, "_stream_rate", rate)
         elif channels != self.num_channels:
@@ -360,20 +361,22 @@ class Processor:
             raise AudioInputError(
                 f"sidechain of shape {sidechain.shape} does not match the audio {frames.shape}: expected "
                 f"{expected} ({keys} sidechain channel(s) per audio channel, as many samples)")
-        if rate != self.sample_rate:
-            raise AudioInputError(f"a sidechain is taken at the model's rate, {self.sample_rate} Hz, only; this audio "
-                                  f"is at {rate} Hz: resample both first")
         return np.ascontiguousarray(key, dtype=np.float32)
 
-    def _process_resampled(self, frames: np.ndarray) -> np.ndarray:
-        """One host buffer at a rate other than the model's. A buffer holding NaN/Inf is output as zeros
-        and sends the resamplers and the model back to their start state, so the next buffer comes out
-        as after a fresh reset: nothing of the NaN spreads through the filters' memory."""
-        if np.isfinite(frames).all():
-            return self._adapter.process(frames)
+    def _process_resampled(self, frames: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
+        """One host buffer at a rate other than the model's (the key, if any, resampled with it). A buffer
+        holding NaN/Inf (audio or key) is output as zeros and sends the resamplers and the model back to
+        their start state, so the next buffer comes out as after a fresh reset: nothing of the NaN spreads
+        through the filters' memory."""
+        if np.isfinite(frames).all() and (sidechain is None or np.isfinite(sidechain).all()):
+            return self._adapter.process(frames, sidechain)
         self._adapter.reset()
         # The model's own non-finite path: it restores its start state and counts the buffer.
-        self._host.process(np.full((frames.shape[0], 1), np.nan, np.float32))
+        nan = np.full((frames.shape[0], 1), np.nan, np.float32)
+        if sidechain is None:
+            self._host.process(nan)
+        else:
+            self._host.process(nan, sidechain=np.zeros((sidechain.shape[0], 1), np.float32))
         return np.zeros_like(frames)
 
     @staticmethod

@@ -194,10 +194,13 @@ class RateAdaptedStream:
 
     `process_fn(x (channels, n) float32) -> (channels, n)` runs at `model_rate`; it is called only with
     n >= 1 and never reset here. When host_rate == model_rate it is called with the host's own buffers.
+    With `key_channels` > 0 a sidechain key (key_channels, T) goes down with the audio through its own
+    resampler of the same design, so both arrive with the same delay and as many samples, and
+    `process_fn(x, sidechain=key)` gets it at the model's rate.
     """
 
-    def __init__(self, process_fn: Callable[[np.ndarray], np.ndarray], host_rate: int, model_rate: int,
-                 channels: int, quality: str = "high") -> None:
+    def __init__(self, process_fn: Callable[..., np.ndarray], host_rate: int, model_rate: int,
+                 channels: int, quality: str = "high", key_channels: int = 0) -> None:
         if not callable(process_fn):
             raise AudioInputError(f"process_fn must be callable, got {type(process_fn).__name__}")
         self.process_fn = process_fn
@@ -210,6 +213,9 @@ class RateAdaptedStream:
                                         whole_delay_at=self.host_rate)
         self._up = StreamingResampler(self.model_rate, self.host_rate, self.channels, quality,
                                       whole_delay_at=self.host_rate)
+        self.key_channels = _check_int("key_channels", key_channels, 0)
+        self._key_down = StreamingResampler(self.host_rate, self.model_rate, self.key_channels, quality,
+                                            whole_delay_at=self.host_rate) if self.key_channels else None
         # Pre-fill, with L/M = model_rate/host_rate reduced. After N host samples in total the down stage
         # has made c = ceil(N*L/M) model samples, the model c, the up stage ceil(c*M/L) >= ceil(N*L/M*M/L)
         # = N host samples: the host has asked for N, so the FIFO never underruns with no pre-fill, and
@@ -234,23 +240,34 @@ class RateAdaptedStream:
         """Reset both resamplers and the FIFO (not the model: its owner resets it)."""
         self._down.reset()
         self._up.reset()
+        if self._key_down is not None:
+            self._key_down.reset()
         self._fifo = np.zeros((self.channels, self._prefill), np.float32)
 
-    def _run_model(self, x: np.ndarray) -> np.ndarray:
-        y = self.process_fn(x)
+    def _run_model(self, x: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        y = self.process_fn(x) if key is None else self.process_fn(x, sidechain=key)
         if not isinstance(y, np.ndarray) or y.shape != x.shape:
             raise AudioInputError(f"process_fn must return an array of shape {x.shape}, got "
                                   f"{getattr(y, 'shape', type(y).__name__)}")
         return y if y.dtype == np.float32 else y.astype(np.float32)
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """x (channels, T) float32 at host_rate -> (channels, T) float32, for any T >= 0."""
+    def process(self, x: np.ndarray, sidechain: np.ndarray | None = None) -> np.ndarray:
+        """x (channels, T) float32 at host_rate -> (channels, T) float32, for any T >= 0; `sidechain`
+        (key_channels, T) is required when key_channels > 0 and refused otherwise."""
         x = _check_audio(x, self.channels)
+        if (sidechain is None) != (self.key_channels == 0):
+            raise AudioInputError(f"this stream takes a sidechain of {self.key_channels} channel(s); got "
+                                  + ("none" if sidechain is None else f"one of shape {sidechain.shape}"))
+        if sidechain is not None:
+            sidechain = _check_audio(sidechain, self.key_channels)
+            if sidechain.shape[1] != x.shape[1]:
+                raise AudioInputError(f"sidechain of {sidechain.shape[1]} samples with {x.shape[1]} of audio")
         if self.passthrough:
-            return self._run_model(x)
+            return self._run_model(x, sidechain)
         mid = self._down.process(x)
+        mid_key = None if sidechain is None else self._key_down.process(sidechain)
         if mid.shape[1]:
-            back = self._up.process(self._run_model(mid))
+            back = self._up.process(self._run_model(mid, mid_key))
             self._fifo = np.concatenate((self._fifo, back), axis=1) if self._fifo.shape[1] else back
         t = x.shape[1]
         if self._fifo.shape[1] < t:  # impossible by the derivation above

@@ -12,7 +12,7 @@ import torch
 from export import export_model
 from neuralcomp.config import generic_controls, load_preset
 from neuralcomp.errors import AudioInputError, ConfigError
-from neuralcomp.host.processor import Processor
+from neuralcomp.host.processor import NonFiniteAudioWarning, Processor
 from neuralcomp.host.torchscript_host import load_torchscript
 from neuralcomp.model.sptmod import SPTMod
 from tests.conftest import cpp_host_or_skip, native_engine_or_skip, noise
@@ -128,8 +128,8 @@ def test_mismatched_sidechains_are_refused_naming_both_shapes(keyed_files):
             processor.process(stereo, 44100, sidechain=bad)
     with pytest.raises(AudioInputError, match=r"pass sidechain= of shape \(4, 1000\)"):
         processor.process(stereo, 44100)
-    with pytest.raises(AudioInputError, match="model's rate"):
-        processor.process(stereo, 48000, sidechain=noise(1000, channels=4))
+    with pytest.raises(AudioInputError, match=r"sidechain of shape \(4, 999\)"):
+        processor.process(stereo, 48000, sidechain=noise(999, channels=4))
     with pytest.raises(ConfigError, match="sidechain"):
         load_preset("tiny", sidechain=-1)
 
@@ -146,6 +146,26 @@ def test_processor_with_a_sidechain_buffers_exactly_and_links_from_the_key(keyed
     louder_right = processor.process(stereo, 44100, sidechain=np.stack([0.5 * key, key]))
     assert np.array_equal(louder_left, louder_right)
     assert np.array_equal(louder_left[0], whole) and np.array_equal(louder_left[1], whole)
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+def test_a_key_at_another_host_rate_is_resampled_with_the_audio(keyed_files, backend):
+    """At 48 kHz the key goes through its own resampler beside the audio: buffered equals one call,
+    the key (not only the audio) moves the output, and a NaN in the key mutes that buffer only."""
+    if backend == "native":
+        native_engine_or_skip()
+    processor = Processor(keyed_files("causal", 1)[0], backend=backend)
+    mono, key = noise(9600, seed=3, level=0.1)[0], noise(9600, seed=4)[0]
+    whole = processor.process(mono, 48000, sidechain=key)
+    assert whole.shape == mono.shape and np.isfinite(whole).all()
+    assert np.array_equal(processor.process(mono, 48000, buffer_size=333, sidechain=key), whole)
+    assert np.max(np.abs(processor.process(mono, 48000, sidechain=np.zeros_like(key)) - whole)) > 1e-5
+    bad_key = key.copy()
+    bad_key[1000] = np.nan
+    with pytest.warns(NonFiniteAudioWarning):
+        muted = processor.process(mono, 48000, buffer_size=960, sidechain=bad_key)
+    assert not muted[960:1920].any() and np.isfinite(muted).all()
+    assert np.array_equal(muted[:960], whole[:960])
 
 
 def test_models_without_a_sidechain_keep_their_layout(model_files):

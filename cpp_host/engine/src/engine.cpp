@@ -633,7 +633,7 @@ bool Engine::process(const float* const* input, float* const* output, int num_ch
 bool Engine::process_with_control_track(const float* const* input, float* const* output, int num_channels,
                                         int num_frames, const float* const* control_track,
                                         const float* const* sidechain, int sidechain_rows) noexcept {
-  refusal_ = "";
+  refusal_.store("", std::memory_order_release);
   if (num_channels != num_channels_) return refuse("num_channels differs from the prepared channel count");
   if (num_frames < 0) return refuse("num_frames is negative");
   if (input == nullptr || output == nullptr) return refuse("null input or output");

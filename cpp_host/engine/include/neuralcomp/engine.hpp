@@ -183,7 +183,8 @@ class Engine {
                                   int num_frames, const float* const* control_track,
                                   const float* const* sidechain = nullptr, int sidechain_rows = 0) noexcept;
   // Why the last process call returned false (a fixed text; "" after a call that was not refused).
-  const char* refusal() const noexcept { return refusal_; }
+  // Safe to read from any thread: the pointer is atomic and every text it points to is static.
+  const char* refusal() const noexcept { return refusal_.load(std::memory_order_acquire); }
   // Back to the start state that the last reset() (or prepare / set_linked) computed, by copying it:
   // what a NaN/Inf call does, without counting one. reset() instead recomputes it at the current controls.
   void restart() noexcept;
@@ -220,7 +221,7 @@ class Engine {
                      int count) noexcept;
   void run_piece(const float* const* input, const float* const* key, float* const* output, int count) noexcept;
   bool refuse(const char* why) noexcept {
-    refusal_ = why;
+    refusal_.store(why, std::memory_order_release);
     return false;
   }
   void zero_state() noexcept;
@@ -232,7 +233,7 @@ class Engine {
   int num_channels_ = 0;
   int max_block_size_ = 0;
   bool linked_ = false;
-  const char* refusal_ = "";
+  std::atomic<const char*> refusal_{""};
   std::atomic<int64_t> nonfinite_buffers_{0};
 };
 
