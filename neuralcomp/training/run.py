@@ -28,7 +28,8 @@ from neuralcomp.training.distributed import ProcessGroup
 from neuralcomp.training.init import initialise_from, load_pretrained
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.config import TrainingConfig
-from neuralcomp.training.trainer import Trainer, streamed_losses
+from neuralcomp.training.trainer import Trainer
+from neuralcomp.training.validation import streamed_losses
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,6 @@ loss is that of the gathered whole batch, gradients are summed; the main process
 from __future__ import annotations
 
 import json
-import random
-import signal
-import sys
-import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -41,13 +37,11 @@ from neuralcomp.model.tcn import ConvCacheState
 from neuralcomp.training.config import TrainingConfig
 from neuralcomp.training.loss import CompressorLoss
 from neuralcomp.training.distributed import ProcessGroup
+from neuralcomp.training.resume import InterruptRequest, random_states, restore_random_states
 from neuralcomp.training.sequences import Batch, TBPTTSequences, TrainingItem
 from neuralcomp.training.truncation import (DecayEstimate, TruncationEstimateWarning, choose_truncation,
                                             estimate_decay, relative_bias)
-
-ST_CHUNK_FRAMES = 1024  # ST validation streams items in chunks of this many pooling frames
-ST_MIN_CHUNK_SAMPLES = 65536  # ... and never fewer samples (a TCN's frames are single samples)
-
+from neuralcomp.training.validation import streamed_losses
 
 # settings that change what training computes: a resumed run must keep them
 _TRAJECTORY_SETTINGS = ("subsequences", "batch_size", "length", "optimizer", "learning_rate", "weight_decay",
@@ -74,37 +68,6 @@ class _Progress:
     subsequences: int = 0  # N likewise
     last_adapt: int = 0  # iteration of the last truncation estimate
     seconds: float = 0.0  # training-loop time so far, on the config's time_clock
-
-
-@torch.no_grad()
-def streamed_losses(model: Model, items: list[TrainingItem], loss: CompressorLoss,
-                    device: torch.device | str = "cpu") -> list[float]:
-    """ST loss of each item: streamed from its start, from the exported model's start state, never
-    reset, so it measures what users hear (whole pooling frames; the tail is left out). Items of the
-    same length run as one batch."""
-    model = model.eval()
-    pool = model.pool_size  # 1 for a TCN: whole items
-    losses: dict[int, float] = {}
-    by_length: dict[int, list[int]] = {}
-    for k, item in enumerate(items):
-        by_length.setdefault(len(item.input) // pool * pool, []).append(k)
-    for usable, members in by_length.items():
-        controls = torch.from_numpy(np.stack([items[k].controls for k in members])).to(device)
-        x = torch.from_numpy(np.stack([items[k].input[:usable] for k in members])[:, None]).to(device)
-        key = (torch.from_numpy(np.stack([items[k].sidechain[:, :usable] for k in members])).to(device)
-               if items[members[0]].sidechain is not None else None)
-        state = model.start_state(controls)
-        outputs = []
-        chunk = max(ST_CHUNK_FRAMES * pool, ST_MIN_CHUNK_SAMPLES)
-        for start in range(0, usable, chunk):
-            keyed = {} if key is None else {"sidechain": key[..., start:start + chunk]}  # sidechain models only
-            y, state = model(x[..., start:start + chunk], controls, state, **keyed)
-            outputs.append(y)
-        prediction = torch.cat(outputs, -1)
-        for row, k in enumerate(members):
-            target = torch.from_numpy(items[k].target[None, None, :usable]).to(device)
-            losses[k] = float(loss(prediction[row:row + 1], target)[0])
-    return [losses[k] for k in range(len(items))]
 
 
 class Trainer:
@@ -219,7 +182,7 @@ class Trainer:
             self.save_checkpoint()
         # Ctrl-C stops at an iteration boundary with a checkpoint (one process only: data-parallel ranks
         # could see it at different iterations and wait on each other forever)
-        interrupt = _InterruptRequest(enabled=self.parallel is None)
+        interrupt = InterruptRequest(enabled=self.parallel is None)
         try:
             interrupt.__enter__()
             while p.iteration < stop_at:
@@ -527,7 +490,7 @@ class Trainer:
             "carried": carried,
             # gradients accumulated so far when stopping inside an accumulation window
             "grads": [None if q.grad is None else q.grad.cpu() for q in self.model.parameters()],
-            "rng": _random_states(),
+            "rng": random_states(),
         }, self.out_dir / "last.ckpt")
 
     def _whole_carried(self) -> list[BlockState | ConvCacheState]:
@@ -564,52 +527,4 @@ class Trainer:
         self._carried = None if data["carried"] is None else [
             state_type(*(self._my_slice(t, dim).to(self.device) for t, dim in zip(s, state_type.BATCH_DIMS)))
             for s in data["carried"]]
-        _restore_random_states(data["rng"])
-
-
-class _InterruptRequest:
-    """While entered (on the main thread): the first Ctrl-C only sets `requested`, so the loop can stop at
-    an iteration boundary and save a checkpoint; a second Ctrl-C interrupts at once."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.requested = False
-        self.enabled = enabled
-        self._installed = False
-        self._previous: Any = signal.default_int_handler
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
-        print("\nCtrl-C: stopping after this iteration and saving a checkpoint (Ctrl-C again: stop now, unsaved)",
-              file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "_InterruptRequest":
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._installed and signal.getsignal(signal.SIGINT) == self._handle:
-            signal.signal(signal.SIGINT, self._previous)
-        self._installed = False
-
-
-def _random_states() -> dict[str, Any]:
-    """torch, numpy and Python generator states as tensors and plain lists, so that a training state
-    file loads with torch.load(weights_only=True)."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    version, python_state, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next}}
-
-
-def _restore_random_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    n = states["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    p = states["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+        restore_random_states(data["rng"])
