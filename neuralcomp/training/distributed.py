@@ -5,12 +5,14 @@ across processes. One process with B equals N processes with B, within float rou
 
 gloo on CPUs, NCCL on GPUs (one per process). Checkpoints hold the whole batch's carried state, so a
 run resumes exactly with any process count that divides B. Rank 0 validates, writes the files and
-logs; the others follow its early-stopping decision.
+logs; the others follow its early-stopping decision. Ctrl-C reaches every process; they agree at the
+next iteration boundary (any_flag), save one checkpoint together and stop, as a single process does.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from neuralcomp.errors import ConfigError, NeuralcompError
+from neuralcomp.errors import ConfigError, NeuralcompError, TrainingInterrupted
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,13 @@ class ProcessGroup:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def any_flag(self, flag: bool, device: torch.device) -> bool:
+        """True on every process when any process's flag is true (a Ctrl-C that reached some ranks only,
+        or reached them at different iterations, stops all of them at the same one)."""
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def broadcast_flag(self, flag: bool, device: torch.device) -> bool:
         """Rank 0's boolean, on every process (the early-stopping decision)."""
         value = torch.tensor([1.0 if flag else 0.0], device=device)
@@ -87,8 +96,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, device_type: str, function: Callable[..., Any],
+def _worker(rank: int, world: int, port: int, device_type: str, interrupted: Any, function: Callable[..., Any],
             args: tuple, kwargs: dict) -> None:
+    # the launcher ignores Ctrl-C while its workers run, and a spawned process inherits that: take it back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     backend = "nccl" if device_type == "cuda" else "gloo"
     dist.init_process_group(backend, rank=rank, world_size=world)
@@ -96,6 +107,9 @@ def _worker(rank: int, world: int, port: int, device_type: str, function: Callab
         torch.set_num_threads(1)
         device = f"cuda:{rank}" if device_type == "cuda" else "cpu"
         function(*args, device=device, parallel=ProcessGroup(rank, world), **kwargs)
+    except TrainingInterrupted as exc:  # every rank stops at the same iteration; rank 0 tells the launcher
+        if rank == 0:
+            interrupted.put((exc.iteration, exc.checkpoint))
     finally:
         dist.destroy_process_group()
 
@@ -109,11 +123,19 @@ def launch(nproc: int, device_type: str, function: Callable[..., Any], *args: An
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     if device_type == "cuda" and torch.cuda.device_count() < nproc:
         raise ConfigError(f"--nproc {nproc} needs {nproc} GPUs; {torch.cuda.device_count()} visible")
+    interrupted = mp.get_context("spawn").SimpleQueue()
+    # A terminal's Ctrl-C goes to the workers too: they stop at an iteration boundary with a checkpoint,
+    # and this process waits for them instead of dying first (TrainingInterrupted, as with one process).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        mp.start_processes(_worker, args=(nproc, _free_port(), device_type, function, args, kwargs), nprocs=nproc,
-                           join=True, start_method="spawn")
+        mp.start_processes(_worker, args=(nproc, _free_port(), device_type, interrupted, function, args, kwargs),
+                           nprocs=nproc, join=True, start_method="spawn")
     except mp.ProcessRaisedException as exc:
         raise NeuralcompError(f"a data-parallel training process failed: {exc}") from exc
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not interrupted.empty():
+        raise TrainingInterrupted(*interrupted.get())
 
 
 def from_environment() -> ProcessGroup | None:

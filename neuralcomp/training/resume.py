@@ -17,9 +17,8 @@ class InterruptRequest:
     """While entered (on the main thread): the first Ctrl-C only sets `requested`, so the loop can stop at
     an iteration boundary and save a checkpoint; a second Ctrl-C interrupts at once."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self) -> None:
         self.requested = False
-        self.enabled = enabled
         self._installed = False
         self._previous: Any = signal.default_int_handler
 
@@ -30,7 +29,7 @@ class InterruptRequest:
               file=sys.stderr, flush=True)
 
     def __enter__(self) -> "InterruptRequest":
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
             self._installed = True
         return self

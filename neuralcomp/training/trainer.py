@@ -180,13 +180,15 @@ class Trainer:
             if self.is_main:
                 self._forget_metrics_after(0)
             self.save_checkpoint()
-        # Ctrl-C stops at an iteration boundary with a checkpoint (one process only: data-parallel ranks
-        # could see it at different iterations and wait on each other forever)
-        interrupt = InterruptRequest(enabled=self.parallel is None)
+        # Ctrl-C stops at an iteration boundary with a checkpoint; data-parallel ranks agree on the
+        # iteration first (they may see the signal at different ones, and saving is collective)
+        interrupt = InterruptRequest()
         try:
             interrupt.__enter__()
             while p.iteration < stop_at:
-                if interrupt.requested:
+                stop = interrupt.requested if self.parallel is None else self.parallel.any_flag(
+                    interrupt.requested, self.device)
+                if stop:
                     path = self.save_checkpoint()
                     raise TrainingInterrupted(p.iteration, str(path))
                 if cfg.max_seconds is not None and p.seconds >= cfg.max_seconds:

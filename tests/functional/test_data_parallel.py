@@ -1,6 +1,13 @@
 """`neuralcomp train --nproc N` (gloo on this CPU): N processes on slices of each batch train the
 same weights as one process on the whole batch, and a resumed data-parallel run equals an
-uninterrupted one."""
+uninterrupted one, also after a Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -47,6 +54,32 @@ def test_two_processes_train_the_weights_of_one(dataset, tmp_path):
     c = _weights(resumed)
     for name in b:
         assert torch.equal(c[name], b[name]), name
+
+    # Ctrl-C from a terminal reaches the launcher and both workers (one process group): they stop together
+    # at an iteration boundary with a checkpoint, exit 130 without a traceback, and --resume ends as above
+    stopped = tmp_path / "ctrl_c"
+    command = [sys.executable, "-m", "neuralcomp.cli", "train", str(dataset), "--out", str(stopped), *TRAIN,
+               "--max-iterations", "20", "--nproc", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not any(
+            json.loads(line).get("iteration", 0) >= 3 for line in _lines(stopped / "metrics.jsonl")):
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at iteration" in err and "--resume" in err, err
+    assert 3 <= torch.load(stopped / "last.ckpt", weights_only=False)["progress"]["iteration"] < 20
+    assert main(["train", str(dataset), "--out", str(stopped), *TRAIN, "--max-iterations", "20", "--nproc", "2",
+                 "--resume"]) == 0
+    d = _weights(stopped)
+    for name in b:
+        assert torch.equal(d[name], b[name]), name
+
+
+def _lines(path):
+    return [line for line in path.read_text().splitlines() if line.endswith("}")] if path.is_file() else []
 
 
 def test_the_batch_must_split_evenly(dataset, tmp_path, capsys):
