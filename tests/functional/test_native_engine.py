@@ -237,7 +237,10 @@ def test_refuses_old_foreign_truncated_corrupt_newer_and_unknown_files(model_fil
         architecture="tcn")))
     _rewrite_entry(path, tmp_path / "misshapen.ts", lambda data: _with_index(data, lambda index: index["blocks"][1]
                                                                           .update(kernel_size=5)))
+    _rewrite_entry(path, tmp_path / "median.ts", lambda data: _with_index(data, lambda index: index.update(
+        pooling="median")))
     expected = {
+        "median.ts": "pooling must be 'average' or 'max'",
         "missing.ts": "does not exist", "empty.ts": "empty file", "text.ts": "not a model archive",
         "truncated.ts": "not a model archive", "foreign.ts": "not a neuralcomp model",
         "flipped.ts": "CRC", "old.ts": "re-export", "newer.ts": "newer", "wavenet.ts": "architecture 'wavenet'",
