@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuralcomp.config import model_config_from_dict
 from neuralcomp.errors import ConfigError, TrainingDivergedError, TrainingInterrupted
 from neuralcomp.model.checkpoint import TRAINING_STATE_FORMAT, read_checkpoint, save_atomically, save_model
 from neuralcomp.model.registry import Model
@@ -513,6 +514,15 @@ class Trainer:
         if differ:  # the iteration cap, patience and checkpoint cadence may change on resume
             raise ConfigError(f"{path} was written with other training settings: "
                               + ", ".join(f"{k} {saved.get(k, _DEFAULTS[k])} != {current[k]}" for k in differ))
+        # the same weights' shapes do not make the same model (pooling, mode, controls, rate): refuse a mix
+        saved_model = model_config_from_dict(data["model_config"]).to_dict()
+        current_model = self.model.config.to_dict()
+        differ = [k for k in current_model if k not in ("name", "description") and saved_model.get(k) != current_model[k]]
+        if differ:
+            raise ConfigError(f"{path} holds another model ({saved_model['name']}) than the one being trained "
+                              f"({current_model['name']}): " + "; ".join(
+                                  f"{k} {saved_model.get(k)} != {current_model[k]}" for k in differ)
+                              + ". Resume with the model it was started with, or train into a new --out")
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])

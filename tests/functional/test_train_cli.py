@@ -152,5 +152,9 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path, dataset, capsys):
     assert main(["train", str(dataset), "--out", str(tmp_path / "new"), *TRAIN, "--max-iterations", "2",
                  "--validate-every", "2", "--no-progress", "--resume"]) == 0
     assert "nothing to resume" in capsys.readouterr().err
+    # the same weight shapes with another pooling are another model: --resume refuses to mix them
+    assert main(["train", str(dataset), "--out", str(tmp_path / "new"), *TRAIN, "--max-iterations", "4",
+                 "--validate-every", "2", "--no-progress", "--resume", "--preset", "tiny_max"]) != 0
+    assert "pooling average != max" in capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if "train_total" in r] == [1, 2]
