@@ -128,6 +128,12 @@ inline void modulate_sample(const float* older, const float* newer, float weight
   }
 }
 
+// What FiLM's gamma is multiplied by: average pooling sums a frame, so 1/P folds into gamma; a maximum
+// takes gamma as it is.
+inline float frame_scale(const Model& model) {
+  return model.max_pooling() ? 1.0f : static_cast<float>(1.0 / model.pool_size());
+}
+
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // acc[lanes] = bias + sum_r x[r] * weight[r][:] in row order, any lane count (the FiLM MLP).
@@ -342,8 +348,7 @@ void Engine::update_film() noexcept {
   if (s.film_valid && std::equal(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin())) return;
   std::copy(s.control_scratch.begin(), s.control_scratch.end(), s.film_controls.begin());
   s.film_valid = true;
-  // average pooling sums a frame, so 1/P folds into gamma; a maximum takes gamma as it is
-  const float frame_scale = model_->max_pooling() ? 1.0f : static_cast<float>(1.0 / model_->pool_size());
+  const float scale = frame_scale(*model_);
   for (size_t j = 0; j < model_->blocks_.size(); ++j) {
     const BlockWeights& w = *model_->blocks_[j];
     const int h = w.film_hidden, c = w.channels;
@@ -355,7 +360,7 @@ void Engine::update_film() noexcept {
     for (int i = 0; i < h; ++i) b[i] = b[i] > 0.0f ? b[i] : w.film1_prelu[i] * b[i];
     affine_rows(w.film2_weight.data(), w.film2_bias.data(), b, h, 2 * c, s.film_out.data());
     for (int o = 0; o < c; ++o) {
-      s.film[j].scaled_gamma[o] = s.film_out[o] * frame_scale;
+      s.film[j].scaled_gamma[o] = s.film_out[o] * scale;
       s.film[j].beta[o] = s.film_out[c + o];
     }
   }
@@ -415,8 +420,8 @@ void Engine::finish_frame(int j, BlockStream& bs, float* out) noexcept {
     const FilmParams& f = s.film[j];
     for (int o = 0; o < c; ++o) xh[o] = f.beta[o] + pooled[o] * f.scaled_gamma[o];
   } else {
-    const float frame_scale = model_->max_pooling() ? 1.0f : static_cast<float>(1.0 / P);
-    for (int o = 0; o < c; ++o) xh[o] = pooled[o] * frame_scale;
+    const float scale = frame_scale(*model_);
+    for (int o = 0; o < c; ++o) xh[o] = pooled[o] * scale;
   }
   std::copy(bs.h.begin(), bs.h.end(), xh + c);
   float* gates = s.gates.data();
