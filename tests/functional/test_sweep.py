@@ -82,12 +82,12 @@ def test_the_cpu_sweep_runs_end_to_end_and_reports(ray_instance, dataset, tmp_pa
     report = json.loads((out / "report" / "report.json").read_text())
     assert len(report["settings"]) == 3 and all(s["runs"] == 2 for s in report["settings"])
     for s in report["settings"]:
-        losses = [t["valid_st"] for t in report["trials"]
-                  if (t["subsequences"], t["batch_size"], t["length"]) == (s["N"], s["B"], s["L"])]
+        members = [t for t in report["trials"]
+                   if (t["subsequences"], t["batch_size"], t["length"]) == (s["N"], s["B"], s["L"])]
+        losses = [t["valid_st"] for t in members]
         assert s["median_valid_st"] == pytest.approx(np.median(losses))
         assert s["mad_valid_st"] == pytest.approx(np.median(np.abs(np.array(losses) - np.median(losses))))
-        gaps = np.array([t["valid_st"] - t["valid_wt"] for t in report["trials"]
-                         if (t["subsequences"], t["batch_size"], t["length"]) == (s["N"], s["B"], s["L"])])
+        gaps = np.array([t["valid_st"] - t["valid_wt"] for t in members])
         assert s["median_wt_st_gap"] == pytest.approx(np.median(gaps))
         assert s["mad_wt_st_gap"] == pytest.approx(np.median(np.abs(gaps - np.median(gaps))))
         assert s["median_training_time_s"] > 0 and s["Lc"] == s["N"] * s["L"]
