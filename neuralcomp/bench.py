@@ -10,8 +10,8 @@ Backends: "native" (the native C++ engine), "torchscript" (the libtorch C++ host
 "python" (the same TorchScript file from Python) and "eager" (the training-time PyTorch module, fed
 whole pooling frames, as research code would run it). The C++ backends are timed in C++ around each
 call at the model's rate (no Python in the measurement); at other rates the Python resamplers run
-between calls and are timed with them. A keyed (sidechain) model gets a noise key of its own, at the
-model's rate only (the processor takes a key at that rate); the C++ backends time it in C++ too.
+between calls and are timed with them. A keyed (sidechain) model gets a noise key of its own, at every
+rate (the processor resamples the key beside the audio); the C++ backends time it in C++ too.
 """
 
 from __future__ import annotations
@@ -299,8 +299,7 @@ def latency_report(path: Path, backends=("native", "torchscript", "python", "eag
     report.multiply_adds_per_sample = complexity(config).macs_streaming
     for backend in backends:
         for rate in sample_rates:
-            # the eager host, and a key, run at the model's rate only
-            if (backend == "eager" or meta.get("sidechain_channels", 0)) and rate != meta["sample_rate"]:
+            if backend == "eager" and rate != meta["sample_rate"]:  # the training module has no resampler
                 continue
             for size in buffer_sizes:
                 row = bench_case(path, backend, rate, size, seconds,
