@@ -86,8 +86,9 @@ class _StreamingBlock(nn.Module):
         lstm = block.lstm
         self.register_buffer("lstm_weight_t", _copy(torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).t()))
         self.register_buffer("lstm_bias", _copy(lstm.bias_ih_l0 + lstm.bias_hh_l0))
-        self.register_buffer("projection_weight_t", _copy(block.projection.weight.t()))
-        self.register_buffer("projection_bias", _copy(block.projection.bias))
+        projection_weight, projection_bias = block.frame_projection()  # gain-only: the shift's row is zero
+        self.register_buffer("projection_weight_t", _copy(projection_weight.t()))
+        self.register_buffer("projection_bias", _copy(projection_bias))
 
         # state (documented shapes; C = channels of the stream)
         self.register_buffer("conv_cache", torch.zeros(1, kernel - 1, c_in))  # (C, k-1, c_in)

@@ -16,6 +16,7 @@ MODEL_PRESETS_DIR = PRESETS_DIR / "models"
 
 MODES = ("causal", "paper")
 POOLINGS = ("average", "max")  # how ModBlocks reduce a frame of P detector samples to one
+AUDIO_MODULATIONS = ("affine", "gain")  # how ModBlocks modulate the audio path: alpha*x + delta, or alpha*x
 ARCHITECTURES = ("sptmod", "tcn")  # the "architecture" field of a model preset; absent means sptmod
 
 
@@ -119,8 +120,14 @@ class SPTModConfig:
     # "average" is the paper's TFiLM; "max" follows the frame's peak, so the detector sees crest
     # factor (docs/gain-reduction/README.md)
     pooling: str = "average"
+    # "affine" is the paper's alpha * x + delta; "gain" holds delta at zero, so the audio path is a gain
+    # applied to the input, as a compressor's, and cannot add an offset of its own
+    audio_modulation: str = "affine"
     lstm_hidden: int = 31
     film_hidden: int = 26
+    # > 0: chrono initialisation of each ModBlock LSTM, memory timescales spread up to this many frames
+    # (a release of R seconds is R * sample_rate / pool_size frames); 0: PyTorch's default (about 1 frame)
+    chrono_init_frames: int = 0
     controls: tuple[ControlSpec, ...] = ()
     mode: str = "causal"
     sample_rate: int = 44100
@@ -150,6 +157,12 @@ class SPTModConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.audio_modulation not in AUDIO_MODULATIONS:
+            raise ConfigError(f"audio_modulation must be one of {AUDIO_MODULATIONS}, got {self.audio_modulation!r}")
+        if isinstance(self.chrono_init_frames, bool) or not isinstance(self.chrono_init_frames, int) \
+                or not (self.chrono_init_frames == 0 or self.chrono_init_frames >= 3):
+            raise ConfigError("chrono_init_frames must be 0 (PyTorch's LSTM initialisation) or a number of "
+                              f"frames >= 3, got {self.chrono_init_frames!r}")
         if isinstance(self.sidechain, bool) or not isinstance(self.sidechain, int) or not 0 <= self.sidechain <= 8:
             raise ConfigError(f"sidechain must be a number of channels in [0, 8], got {self.sidechain!r}")
         _check_rate_and_control_names(self.sample_rate, self.controls)

@@ -27,10 +27,10 @@ torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 # every architecture: SPTMod in both modes, the TCN baseline (causal only), and SPTMod with max frame
-# pooling (tiny_max) in both modes, with and without FiLM
+# pooling in both modes, with and without FiLM (tiny_release adds the gain-only audio path and chrono init)
 CONFIGS = [(preset, mode, controls) for preset in ("sptmod25", "sptmod24") for mode in ("causal", "paper")
            for controls in (0, 7)] + [("tcn", "causal", controls) for controls in (0, 7)] + [
-           ("tiny_max", "causal", 7), ("tiny_max", "paper", 0)]
+           ("tiny_release", "causal", 7), ("tiny_max", "paper", 0)]
 
 
 def make_model(preset: str = "sptmod25", mode: str = "causal", controls: int = 7, seed: int = 0) -> Model:

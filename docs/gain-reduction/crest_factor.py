@@ -11,12 +11,9 @@ signal is 2 s long, streamed through each model in 512-sample buffers from its s
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from neuralcomp.data.targets import PluginTarget
-from neuralcomp.host.processor import load
+from _probe import open_probe, probe_parser
 
 SAMPLE_RATE = 44100
 SECONDS = 2.0
@@ -31,25 +28,10 @@ def _settled_gain_db(source: np.ndarray, output: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="exported models (.ts)")
-    parser.add_argument("--target", default="zamcomp", help="target preset (presets/targets/NAME.json; default zamcomp)")
-    parser.add_argument("--control", action="append", default=[], metavar="NAME=VALUE",
-                        help="a control in the target's units (repeatable; default: the preset's defaults)")
-    args = parser.parse_args()
-    target = PluginTarget(args.target)
-    values = {c.name: float(c.default) for c in target.controls}
-    for item in args.control:
-        name, _, value = item.partition("=")
-        values[name] = float(value)
-    normalised = {c.name: c.to_normalised(values[c.name]) for c in target.controls}
-    processors = [load(path) for path in args.models]
-    for processor in processors:
-        for name in processor.control_names:
-            processor.set_control(name, values[name])
+    probe = open_probe(probe_parser(__doc__.splitlines()[0]).parse_args())
+    target, normalised, processors = probe.target, probe.normalised, probe.processors
     rng = np.random.default_rng(0)
     time = np.arange(int(SECONDS * SAMPLE_RATE)) / SAMPLE_RATE
-    print("controls: " + ", ".join(f"{name} {value:g}" for name, value in values.items()))
     print(f"{'signal':<8}{'RMS dBFS':>9}{'peak dBFS':>10}{'target dB':>10}"
           + "".join(f"{'model ' + str(k) + ' dB':>12}" for k in range(len(processors))))
     for kind in ("sine", "noise"):
@@ -63,7 +45,7 @@ def main() -> None:
             peak_db = 20 * np.log10(np.abs(source).max())
             print(f"{kind:<8}{level_db:>9d}{peak_db:>10.1f}" + "".join(f"{g:>10.2f}" if i == 0 else f"{g:>12.2f}"
                                                                      for i, g in enumerate(gains)))
-    for k, path in enumerate(args.models):
+    for k, path in enumerate(probe.model_paths):
         print(f"model {k}: {path}")
 
 

@@ -107,7 +107,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"dilations {config['dilations']}")
     else:
         print(f"architecture {config['name']}: channels {config['channels']}, kernels {config['kernel_sizes']}, "
-              f"P={meta['pool_size']} ({config.get('pooling', 'average')} pooling), H={config['lstm_hidden']}")
+              f"P={meta['pool_size']} ({config.get('pooling', 'average')} pooling), H={config['lstm_hidden']}, "
+              f"{config.get('audio_modulation', 'affine')} audio path")
     print(f"mode         {meta['mode']} (latency {meta['latency_samples']} samples)")
     other_rates = [r for r in (44100, 48000, 88200, 96000) if r != processor.sample_rate]
     print("latency      at other host rates (resampled): "

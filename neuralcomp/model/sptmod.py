@@ -61,6 +61,20 @@ class BlockState:
         return (self.conv_cache, self.lstm_h, self.lstm_c, self.modulation_history)
 
 
+def _chrono_initialise(lstm: nn.LSTM, max_frames: int) -> None:
+    """Chrono initialisation (Tallec and Ollivier, 2018): forget-gate biases log(u), u ~ U(1, T - 1), and
+    input-gate biases -log(u), so the cells start with memory timescales spread up to T frames. PyTorch's
+    default starts every forget gate near 0.5 (a memory of about one frame), and TBPTT pieces shorter
+    than a compressor's release do not teach the LSTM a long one (docs/gain-reduction/README.md)."""
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        log_timescales = torch.empty(hidden).uniform_(1.0, max_frames - 1.0).log()
+        lstm.bias_ih_l0.zero_()
+        lstm.bias_hh_l0.zero_()
+        lstm.bias_ih_l0[:hidden] = -log_timescales  # gate order: input, forget, cell, output
+        lstm.bias_ih_l0[hidden : 2 * hidden] = log_timescales
+
+
 class ModBlock(nn.Module):
     """Conv1d -> PReLU -> TFiLM (pool, FiLM, LSTM, interpolate) -> affine modulation of both paths."""
 
@@ -73,12 +87,15 @@ class ModBlock(nn.Module):
         self.kernel_size = kernel_size
         self.pool_size = config.pool_size
         self.max_pooling = config.pooling == "max"
+        self.gain_only = config.audio_modulation == "gain"
         self.delay_frames = interpolation_delay_frames(config.mode)
         self.modulates_next = modulates_next
         self.conv = nn.Conv1d(in_channels, channels, kernel_size)
         self.activation = nn.PReLU(channels)
         self.film = FiLMGenerator(config.num_controls, config.film_hidden, channels) if config.num_controls else None
         self.lstm = nn.LSTM(channels, config.lstm_hidden, batch_first=True)
+        if config.chrono_init_frames:
+            _chrono_initialise(self.lstm, config.chrono_init_frames)
         # Frame-rate 1x1 conv: [alpha_audio, delta_audio, alpha_mod (c), delta_mod (c)].
         self.projection = nn.Linear(config.lstm_hidden, 2 + (2 * channels if modulates_next else 0))
         with torch.no_grad():  # start near identity: scale 1, shift 0
@@ -87,15 +104,27 @@ class ModBlock(nn.Module):
             if modulates_next:
                 self.projection.bias[2 : 2 + channels] = 1.0
         self.register_buffer("weights", interpolation_weights(config.pool_size), persistent=False)
+        keep = torch.ones(self.projection.out_features, 1)
+        if self.gain_only:
+            keep[1] = 0.0  # the audio path's shift delta
+        self.register_buffer("projection_keep", keep, persistent=False)
 
     @property
     def modulation_channels(self) -> int:
         return self.projection.out_features
 
+    def frame_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame-rate 1x1's (weight, bias) as the model uses them: with a gain-only audio path the
+        shift's row is zero (whatever the parameter holds), so the exporter writes what training ran."""
+        if not self.gain_only:
+            return self.projection.weight, self.projection.bias
+        return self.projection.weight * self.projection_keep, self.projection.bias * self.projection_keep[:, 0]
+
     def zero_state(self, batch: int) -> BlockState:
         ref = self.projection.weight
         hidden = self.lstm.hidden_size
-        rest = self.projection(torch.zeros(batch, 1, hidden, dtype=ref.dtype, device=ref.device))
+        rest = nn.functional.linear(torch.zeros(batch, 1, hidden, dtype=ref.dtype, device=ref.device),
+                                    *self.frame_projection())
         return BlockState(
             conv_cache=torch.zeros(batch, self.in_channels, self.kernel_size - 1, dtype=ref.dtype, device=ref.device),
             lstm_h=torch.zeros(1, batch, hidden, dtype=ref.dtype, device=ref.device),
@@ -132,7 +161,7 @@ class ModBlock(nn.Module):
             gamma, beta = self.film(controls)
             frames = torch.addcmul(beta.unsqueeze(-1), frames, gamma.unsqueeze(-1))
         lstm_out, (h, c) = self.lstm(frames.transpose(1, 2), lstm_state)
-        frame_modulation = self.projection(lstm_out).transpose(1, 2)  # (B, n_mod, F)
+        frame_modulation = nn.functional.linear(lstm_out, *self.frame_projection()).transpose(1, 2)  # (B, n_mod, F)
         num_frames = frame_modulation.shape[-1]
         if state is None:  # frame i (>= d) blends frames i-d and i-d+1
             sequence, first, count = frame_modulation, 0, num_frames - self.delay_frames

@@ -16,9 +16,10 @@ A sweep file holds:
     seeds        training seeds, default [0]
 
 A field is a TrainingConfig field (subsequences = N, batch_size = B, length = L, learning_rate, ...),
-a model field (channels, kernel_sizes, pool_size, pooling, lstm_hidden, film_hidden, mode), "preset" (the
-model preset), or a uniform-architecture shorthand: "blocks", "width" (channels of every block)
-and "kernel" (kernel size of every block); missing shorthands come from the preset.
+a model field (channels, kernel_sizes, pool_size, pooling, audio_modulation, chrono_init_frames,
+lstm_hidden, film_hidden, mode), "preset" (the model preset), or a uniform-architecture shorthand:
+"blocks", "width" (channels of every block) and "kernel" (kernel size of every block); missing
+shorthands come from the preset.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ SEARCHES = ("grid", "optuna")
 TOP_LEVEL_KEYS = {"description", "search", "model", "mode", "training", "fixed", "grid", "exclude", "space",
                   "samples", "splits", "seeds"}
 TRAINING_FIELDS = {f.name for f in fields(TrainingConfig)} - {"description"}
-MODEL_FIELDS = {"channels", "kernel_sizes", "pool_size", "pooling", "lstm_hidden", "film_hidden", "mode"}
+MODEL_FIELDS = {"channels", "kernel_sizes", "pool_size", "pooling", "audio_modulation", "chrono_init_frames",
+                "lstm_hidden", "film_hidden", "mode"}
 SHORTHANDS = ("blocks", "width", "kernel")
 SETTING_FIELDS = TRAINING_FIELDS | MODEL_FIELDS | {"preset", *SHORTHANDS}
 

@@ -135,6 +135,10 @@ def initialise_from(model: Model, pretrained: Model, source: str = "pre-trained 
     if getattr(new_cfg, "pooling", None) != getattr(old_cfg, "pooling", None):
         report.notes.append(f"pooling: pre-trained with {old_cfg.pooling} pooling, now {new_cfg.pooling} (same "
                             f"weights; the LSTM sees frames on another scale until fine-tuning adapts it)")
+    if getattr(new_cfg, "audio_modulation", None) != getattr(old_cfg, "audio_modulation", None):
+        report.notes.append(f"audio path: pre-trained {old_cfg.audio_modulation}, now {new_cfg.audio_modulation} "
+                            f"(same weights; a gain-only path drops the learnt shift, an affine one starts it at "
+                            f"what the file holds)")
     if new_cfg.sample_rate != old_cfg.sample_rate:
         report.notes.append(f"sample rate: pre-trained at {old_cfg.sample_rate} Hz, now {new_cfg.sample_rate} Hz; "
                             f"its time constants are {abs(new_cfg.sample_rate / old_cfg.sample_rate - 1):.1%} off "

@@ -14,7 +14,7 @@ import torch
 import neuralcomp
 from export.engine_entry import ENGINE_FILE, engine_tensors, read_engine_entry
 from neuralcomp import ControlError, ModelFileError, StateError
-from tests.conftest import native_engine_or_skip, noise
+from tests.conftest import cpp_host_or_skip, native_engine_or_skip, noise
 
 SHIPPED = Path(__file__).resolve().parents[2] / "presets" / "trained" / "zamcomp_tiny.ts"
 
@@ -85,6 +85,21 @@ def test_max_pooling_follows_torchscript_and_streams_bitwise(model_files, mode):
     average.set_control("c0", 0.8)
     average.set_control("c3", 0.2)
     assert np.max(np.abs(average.process(x, 44100, buffer_size=64) - y_native)) > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["native", "torchscript", "python"])
+def test_a_gain_only_model_is_silent_on_silence_on_every_backend(model_files, backend):
+    """tiny_release's audio path is a gain (its shift rows are zero in the file): digital silence in gives
+    exact silence out, after programme too. tiny_max's affine path, untrained, puts out an offset."""
+    if backend == "torchscript":
+        cpp_host_or_skip()
+    x = _program(3.0)
+    x[:, 44100:88200] = 0.0  # a second of digital silence after programme
+    for preset, silent in (("tiny_release", True), ("tiny_max", False)):
+        processor = neuralcomp.load(model_files(preset, "causal", 7)[0], backend=backend)
+        y = processor.process(x, 44100, buffer_size=64)
+        assert (np.count_nonzero(y[:, 44100:88200]) == 0) == silent, preset
+        assert np.count_nonzero(y[:, 88200:]) > 0
 
 
 def test_shipped_model_matches_torchscript_and_its_held_out_esr_to_3_digits():

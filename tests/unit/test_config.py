@@ -53,3 +53,20 @@ def test_pooling_defaults_to_the_papers_average_and_names_the_choices():
     assert load_preset("tiny_max").pooling == "max"
     with pytest.raises(ConfigError, match=r"pooling must be one of \('average', 'max'\), got 'peak'"):
         load_preset("tiny", pooling="peak")
+
+
+def test_chrono_initialisation_is_off_unless_asked_and_refuses_too_short_timescales():
+    data = load_preset("tiny").to_dict()
+    del data["chrono_init_frames"]  # a configuration saved before the option keeps PyTorch's initialisation
+    assert SPTModConfig.from_dict(data).chrono_init_frames == 0
+    for bad in (-1, 1, 2, 2.5, True):
+        with pytest.raises(ConfigError, match=f"chrono_init_frames must be 0 .* or a number of frames >= 3, got {bad!r}"):
+            load_preset("tiny", chrono_init_frames=bad)
+
+
+def test_audio_modulation_defaults_to_the_papers_affine_path_and_names_the_choices():
+    data = load_preset("tiny").to_dict()
+    del data["audio_modulation"]  # a configuration saved before the option keeps the affine path
+    assert SPTModConfig.from_dict(data).audio_modulation == "affine"
+    with pytest.raises(ConfigError, match=r"audio_modulation must be one of \('affine', 'gain'\), got 'shift'"):
+        load_preset("tiny", audio_modulation="shift")

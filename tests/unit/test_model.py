@@ -61,6 +61,60 @@ def test_each_frame_is_pooled_as_configured(pooling):
     torch.testing.assert_close(seen[0].transpose(1, 2), expected)
 
 
+def _frames_to_forget(block, frames: int = 600) -> int:
+    """Frames after a loud burst (silence in) until the LSTM's cells have lost 1/e of their mean magnitude."""
+    burst = torch.full((1, 20, block.lstm.input_size), 3.0)
+    with torch.no_grad():
+        _, state = block.lstm(burst)
+        peak = state[1].abs().mean()
+        for frame in range(frames):
+            _, state = block.lstm(torch.zeros(1, 1, block.lstm.input_size), state)
+            if state[1].abs().mean() < peak / torch.e:
+                return frame + 1
+    return frames
+
+
+def test_chrono_initialisation_gives_the_lstm_a_long_memory_from_the_start():
+    """With PyTorch's initialisation a block's LSTM forgets a burst within a few frames; chrono
+    initialisation up to 1000 frames (1.45 s at P = 64, 44.1 kHz) keeps it for over a hundred, as a
+    500 ms release needs, and the biases lie in the documented ranges."""
+    torch.manual_seed(0)
+    default = SPTMod(load_preset("tiny_max", controls=()))
+    torch.manual_seed(0)
+    chrono = SPTMod(load_preset("tiny_max", controls=(), chrono_init_frames=1000))
+    hidden = chrono.config.lstm_hidden
+    for block in chrono.blocks:
+        forget = block.lstm.bias_ih_l0[hidden : 2 * hidden] + block.lstm.bias_hh_l0[hidden : 2 * hidden]
+        assert 0 <= forget.min() and forget.max() <= torch.log(torch.tensor(999.0))
+        torch.testing.assert_close(block.lstm.bias_ih_l0[:hidden], -forget)
+    assert max(_frames_to_forget(b) for b in default.blocks) < 10
+    assert min(_frames_to_forget(b) for b in chrono.blocks) > 100
+
+
+def test_a_gain_only_audio_path_adds_nothing_of_its_own():
+    """audio_modulation "gain" holds every block's audio shift at zero, whatever its parameters hold: silence
+    in gives exact silence out, and the exported file holds the zero row. The paper's affine path, with the
+    same weights and a learnt shift, puts out an offset on silence."""
+    torch.manual_seed(0)
+    gain = SPTMod(load_preset("tiny_max", controls=(), audio_modulation="gain")).eval()
+    affine = SPTMod(load_preset("tiny_max", controls=())).eval()
+    with torch.no_grad():
+        for block in gain.blocks:
+            block.projection.bias[1] = 0.3  # what an affine pre-trained file (or a drifting LSTM) would add
+            block.projection.weight[1] = 0.1
+        affine.load_state_dict(gain.state_dict())
+        silence = torch.zeros(1, 1, gain.input_length(1024))
+        assert torch.count_nonzero(gain(silence, torch.zeros(1, 0))[0]) == 0
+        assert affine(silence, torch.zeros(1, 0))[0].abs().min() > 0.1
+        x = torch.randn(1, 1, gain.input_length(1024))
+        assert not torch.equal(gain(x, torch.zeros(1, 0))[0], affine(x, torch.zeros(1, 0))[0])
+    for block in gain.blocks:
+        weight, bias = block.frame_projection()
+        assert torch.count_nonzero(weight[1]) == 0 and bias[1] == 0
+        torch.testing.assert_close(weight[[0] + list(range(2, len(bias)))],
+                                   block.projection.weight[[0] + list(range(2, len(bias)))], rtol=0, atol=0)
+
+
 def test_bad_shapes_are_refused():
     model = SPTMod(load_preset("tiny", controls=generic_controls(2)))
     with pytest.raises(AudioInputError, match="batch, 1, samples"):
