@@ -37,7 +37,7 @@ class DemoConfig:
     target: str = "zamcomp"  # presets/targets/NAME.json
     sampling: str = "snapshot"  # snapshot (one setting), grid or lhs
     items: int = 16  # 8 train / 4 validation / 4 test
-    model_preset: str = "tiny_max"  # presets/models/NAME.json: tiny with max pooling (docs/gain-reduction)
+    model_preset: str = "tiny_release"  # presets/models/NAME.json: tiny, max pooling, gain path, long memory
     mode: str = "causal"
     training: str = "demo"  # presets/training/NAME.json
     training_overrides: dict[str, Any] = field(default_factory=dict)
