@@ -161,6 +161,7 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("demo", help="the main job: ZamComp -> dataset -> TBPTT training -> export -> held-out report")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder; rerun to continue (default: out/demo)")
-    p.add_argument("--max-iterations", type=int, help="shorter or longer training than the demo preset")
+    p.add_argument("--max-iterations", type=int,
+                   help="training iterations, shorter or longer than the demo preset (default: its 3,000)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_demo)
