@@ -76,7 +76,8 @@ def _chrono_initialise(lstm: nn.LSTM, max_frames: int) -> None:
 
 
 class ModBlock(nn.Module):
-    """Conv1d -> PReLU -> TFiLM (pool, FiLM, LSTM, interpolate) -> affine modulation of both paths."""
+    """Conv1d -> PReLU -> TFiLM (pool, FiLM, LSTM, interpolate) -> affine modulation of both paths (of the
+    audio path, a gain only with `audio_modulation: "gain"`)."""
 
     def __init__(
         self, in_channels: int, channels: int, kernel_size: int, config: SPTModConfig, modulates_next: bool

@@ -93,8 +93,8 @@ def test_chrono_initialisation_gives_the_lstm_a_long_memory_from_the_start():
 
 def test_a_gain_only_audio_path_adds_nothing_of_its_own():
     """audio_modulation "gain" holds every block's audio shift at zero, whatever its parameters hold: silence
-    in gives exact silence out, and the exported file holds the zero row. The paper's affine path, with the
-    same weights and a learnt shift, puts out an offset on silence."""
+    in gives exact silence out, and frame_projection (what the exporter writes) holds the zero row. The
+    paper's affine path, with the same weights and a learnt shift, puts out an offset on silence."""
     torch.manual_seed(0)
     gain = SPTMod(load_preset("tiny_max", controls=(), audio_modulation="gain")).eval()
     affine = SPTMod(load_preset("tiny_max", controls=())).eval()
