@@ -13,10 +13,9 @@ from neuralcomp.host.processor import Processor, load
 
 @dataclass
 class Probe:
-    """The target, its controls (target units and normalised), and the models set to them."""
+    """The target, its controls (normalised, as the target takes them), and the models set to them."""
 
     target: PluginTarget
-    values: dict[str, float]
     normalised: dict[str, float]
     processors: list[Processor]
     model_paths: list[str]
@@ -43,5 +42,5 @@ def open_probe(args: Any) -> Probe:
         for name in processor.control_names:
             processor.set_control(name, values[name])
     print("controls: " + ", ".join(f"{name} {value:g}" for name, value in values.items()))
-    return Probe(target, values, {c.name: c.to_normalised(values[c.name]) for c in target.controls},
+    return Probe(target, {c.name: c.to_normalised(values[c.name]) for c in target.controls},
                  processors, list(args.models))
